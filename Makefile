@@ -1,0 +1,45 @@
+# Everyday commands. Each one creates or updates .venv from requirements.lock first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run serve test lint format lock clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+## Development server (daphne through manage.py runserver) on http://$(HOST):$(PORT)
+run: $(INSTALLED)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## Production-style server: DEBUG off, so DJANGO_SECRET_KEY must be set
+serve: $(INSTALLED)
+	$(BIN)/daphne --bind $(HOST) --port $(PORT) project.asgi:application
+
+## Lint, format check and the whole test suite
+test: lint $(INSTALLED)
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Re-pin requirements.lock from the ranges in pyproject.toml
+lock: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip compile --universal --python-version 3.11 --extra dev --no-header \
+		pyproject.toml -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

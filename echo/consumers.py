@@ -1,0 +1,147 @@
+"""The ``/echo`` WebSocket consumer: every message goes back to its sender unchanged.
+
+This is the Channels counterpart of the Perfect example's ``EchoHandler``: the handshake is
+accepted only for clients that offer the ``echo`` subprotocol, text comes back as text and
+binary as binary, and an optional idle timeout closes silent connections. The ASGI server
+reassembles fragmented messages and answers pings before anything reaches this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from echo.idle import IdleTimer
+
+logger = logging.getLogger(__name__)
+
+SUBPROTOCOL = "echo"
+
+# RFC 6455 section 7.4.1 close codes this consumer sends.
+CLOSE_NORMAL = 1000
+CLOSE_MESSAGE_TOO_BIG = 1009
+
+IDLE_REASON = "idle timeout"
+TOO_BIG_REASON = "message too big"
+PREVIEW_CHARS = 32
+
+
+@dataclass(slots=True)
+class TrafficCounts:
+    """What one connection carried, reported when it closes."""
+
+    opened_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    messages_in: int = 0
+    bytes_in: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+
+
+def describe_client(client: list[object] | tuple[object, ...] | None) -> str:
+    """ASGI gives the peer as ``[host, port]``, or nothing at all for a unix socket."""
+    if not client:
+        return "unknown"
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def preview(text_data: str | None, bytes_data: bytes | None) -> str:
+    """A short, log-safe glimpse of a message; whole payloads never reach the log."""
+    if text_data is not None:
+        return repr(text_data[:PREVIEW_CHARS])
+    assert bytes_data is not None
+    return bytes_data[: PREVIEW_CHARS // 2].hex()
+
+
+class EchoConsumer(AsyncWebsocketConsumer):
+    """Echoes each message back on the connection it came from."""
+
+    client = "unknown"
+    counts: TrafficCounts | None = None
+    idle_timer: IdleTimer | None = None
+    idle_close: asyncio.Task[None] | None = None
+    closing = False
+
+    async def connect(self) -> None:
+        self.client = describe_client(self.scope.get("client"))
+        offered = self.scope.get("subprotocols", [])
+        if SUBPROTOCOL not in offered:
+            logger.info(
+                "event=refused client=%s reason=subprotocol_missing offered=%s",
+                self.client,
+                ",".join(offered) or "-",
+            )
+            await self.close()
+            return
+        await self.accept(subprotocol=SUBPROTOCOL)
+        self.counts = TrafficCounts()
+        if settings.ECHO_IDLE_TIMEOUT is not None:
+            self.idle_timer = IdleTimer(settings.ECHO_IDLE_TIMEOUT, self.on_idle)
+        logger.info("event=accepted client=%s subprotocol=%s", self.client, SUBPROTOCOL)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing or self.counts is None:
+            return
+        if self.idle_timer is not None:
+            self.idle_timer.touch()
+        size = len(text_data.encode("utf-8")) if text_data is not None else len(bytes_data or b"")
+        kind = "text" if text_data is not None else "binary"
+        self.counts.messages_in += 1
+        self.counts.bytes_in += size
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "event=message client=%s type=%s size=%d preview=%s",
+                self.client,
+                kind,
+                size,
+                preview(text_data, bytes_data),
+            )
+        if size > settings.ECHO_MAX_MESSAGE_SIZE:
+            logger.info(
+                "event=too_big client=%s type=%s size=%d limit=%d",
+                self.client,
+                kind,
+                size,
+                settings.ECHO_MAX_MESSAGE_SIZE,
+            )
+            await self.close_with(CLOSE_MESSAGE_TOO_BIG, TOO_BIG_REASON)
+            return
+        await self.send(text_data=text_data, bytes_data=bytes_data)
+        self.counts.messages_out += 1
+        self.counts.bytes_out += size
+
+    async def disconnect(self, code: int) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.idle_close is not None and not self.idle_close.done():
+            self.idle_close.cancel()
+        if self.counts is None:
+            return
+        counts = self.counts
+        logger.info(
+            "event=closed client=%s code=%s duration=%.3f messages_in=%d bytes_in=%d "
+            "messages_out=%d bytes_out=%d",
+            self.client,
+            code,
+            asyncio.get_running_loop().time() - counts.opened_at,
+            counts.messages_in,
+            counts.bytes_in,
+            counts.messages_out,
+            counts.bytes_out,
+        )
+
+    def on_idle(self) -> None:
+        logger.info(
+            "event=idle_timeout client=%s timeout=%s", self.client, settings.ECHO_IDLE_TIMEOUT
+        )
+        self.idle_close = asyncio.ensure_future(self.close_with(CLOSE_NORMAL, IDLE_REASON))
+
+    async def close_with(self, code: int, reason: str) -> None:
+        """Close once; messages still in flight after our close frame are not echoed."""
+        if not self.closing:
+            self.closing = True
+            await self.close(code=code, reason=reason)

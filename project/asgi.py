@@ -1,0 +1,31 @@
+"""ASGI entry point: ``daphne project.asgi:application`` and ``manage.py runserver`` load this.
+
+HTTP goes to Django; WebSocket handshakes pass the Origin check, then the echo routes. A
+WebSocket request for any other path is refused with HTTP 403 rather than a server error.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+# Django must be set up before anything that imports consumers or reads settings.
+django_asgi_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
+
+from echo.routing import websocket_urlpatterns  # noqa: E402
+from project import daphne_protocol  # noqa: E402
+from project.handshake import BrowserOriginValidator, UnknownPathRefusal  # noqa: E402
+
+daphne_protocol.install()
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_application,
+        "websocket": BrowserOriginValidator(
+            URLRouter([*websocket_urlpatterns, re_path(r"", UnknownPathRefusal.as_asgi())])
+        ),
+    }
+)

@@ -1,0 +1,83 @@
+"""Typed readers for environment variables, used only by ``project/settings.py``.
+
+Each reader turns one variable into a Python value or stops start-up with
+``ImproperlyConfigured`` naming the variable and what it accepts, so a typo in a
+deployment fails loudly instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _raw(name: str) -> str | None:
+    """An unset variable and one set to blank both mean "use the default"."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _invalid(name: str, value: str, accepted: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={value!r} is invalid: {name} accepts {accepted}.")
+
+
+def env_bool(name: str, *, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise _invalid(name, value, "true/false, yes/no, on/off or 1/0")
+
+
+def env_str(name: str, *, default: str | None = None) -> str | None:
+    return _raw(name) or default
+
+
+def env_list(name: str, *, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_positive_int(name: str, *, default: int) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise _invalid(name, value, "a whole number of bytes greater than 0") from None
+    if number <= 0:
+        raise _invalid(name, value, "a whole number of bytes greater than 0")
+    return number
+
+
+def env_optional_seconds(name: str) -> float | None:
+    """Unset means "no limit", mirroring a timeout that is off unless asked for."""
+    value = _raw(name)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise _invalid(name, value, "a number of seconds greater than 0, or unset") from None
+    if not 0 < seconds < float("inf"):
+        raise _invalid(name, value, "a number of seconds greater than 0, or unset")
+    return seconds
+
+
+def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.upper() not in choices:
+        raise _invalid(name, value, "one of " + ", ".join(choices))
+    return value.upper()

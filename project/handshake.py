@@ -1,0 +1,44 @@
+"""Who may open a WebSocket here: the checks ``asgi.py`` wraps around the echo routes.
+
+Browsers always send ``Origin``, so a page on a foreign site is refused (HTTP 403) before it can
+use a visitor's browser against this server. Command-line tools and SDKs send no ``Origin`` at
+all; Channels' ``AllowedHostsOriginValidator`` would refuse them too, which is wrong for a
+service meant to be called from any WebSocket client, so a missing header is accepted here.
+A handshake for a path with no route is refused with 403 as well, instead of the server error
+an unmatched ``URLRouter`` would cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import ParseResult
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+
+logger = logging.getLogger("echo.handshake")
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuses a browser from a host outside ALLOWED_HOSTS; accepts clients without Origin."""
+
+    def __init__(self, application: Any) -> None:
+        super().__init__(application, settings.ALLOWED_HOSTS)
+
+    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
+        if parsed_origin is None:
+            return True
+        if self.validate_origin(parsed_origin):
+            return True
+        logger.info("event=refused reason=foreign_origin origin=%s", parsed_origin.geturl())
+        return False
+
+
+class UnknownPathRefusal(AsyncWebsocketConsumer):
+    """The last WebSocket route: anything that reaches it has asked for a path we do not serve."""
+
+    async def connect(self) -> None:
+        logger.info("event=refused reason=unknown_path path=%s", self.scope.get("path"))
+        await self.close()

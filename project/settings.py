@@ -1,0 +1,115 @@
+"""Django settings for channels-echo, all read from the environment here and nowhere else.
+
+The service needs no database, sessions or authentication: an echo connection holds no
+state beyond itself. The variables, their defaults and their meaning are listed in the
+README ("Settings"); an invalid value stops start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from project.env import (
+    env_bool,
+    env_choice,
+    env_list,
+    env_optional_seconds,
+    env_positive_int,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", default=False)
+
+_secret_key = env_str("DJANGO_SECRET_KEY")
+if _secret_key is None and not DEBUG:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: it accepts any long random "
+        "string, for example the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
+# Nothing here signs long-lived data, so a fixed development key is harmless under DEBUG.
+SECRET_KEY = _secret_key or "django-insecure-development-only-key-for-channels-echo"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# Served to browsers over HTTPS (TLS ends here or at a proxy that sets X-Forwarded-Proto).
+HTTPS = env_bool("DJANGO_HTTPS", default=False)
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Seconds a WebSocket may stay silent before the server closes it; None keeps it open.
+ECHO_IDLE_TIMEOUT = env_optional_seconds("ECHO_IDLE_TIMEOUT")
+# Largest message, in bytes, the server accepts; larger ones end the connection with 1009.
+ECHO_MAX_MESSAGE_SIZE = env_positive_int("ECHO_MAX_MESSAGE_SIZE", default=1024 * 1024)
+
+LOG_LEVEL = env_choice(
+    "LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), default="INFO"
+)
+
+INSTALLED_APPS = [
+    # daphne first, so that `manage.py runserver` is its ASGI server rather than Django's WSGI one.
+    "daphne",
+    "django.contrib.staticfiles",
+    "echo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASES: dict[str, dict[str, str]] = {}
+
+STATIC_URL = "static/"
+# WhiteNoise serves straight from the app's static folders, so the service runs without a
+# collectstatic step; DJANGO_STATIC_ROOT is only where `collectstatic` puts the files for a
+# proxy that serves /static/ itself.
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT")
+WHITENOISE_USE_FINDERS = True
+
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "echo": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "project": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "daphne": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,9 @@
+"""HTTP routes. WebSocket routes live in ``echo/routing.py`` and are mounted by ``asgi.py``."""
+
+from django.urls import path
+
+from echo import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+]

@@ -1,0 +1,43 @@
+"""Fixtures shared by the suite: live servers started once per configuration and reused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.live import SERVER_KINDS, LiveServer, start_server
+
+ServerFactory = Callable[..., LiveServer]
+
+
+@pytest.fixture(scope="session")
+def live_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """Starts a server per (kind, settings) on first use; stops each by its PID at the end."""
+    log_dir = tmp_path_factory.mktemp("server-logs")
+    running: dict[tuple[str, frozenset[tuple[str, str]]], LiveServer] = {}
+
+    def serve(kind: str, **overrides: str) -> LiveServer:
+        key = (kind, frozenset(overrides.items()))
+        if key not in running:
+            running[key] = start_server(kind, log_dir, overrides)
+        return running[key]
+
+    yield serve
+    crashed = []
+    for server in running.values():
+        server.stop()
+        if "Traceback" in server.log():
+            crashed.append(f"--- {server.kind} on {server.port}:\n{server.log()}")
+    assert not crashed, "a live server logged a traceback:\n" + "\n".join(crashed)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def server_kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def echo_server(live_servers: ServerFactory, server_kind: str) -> LiveServer:
+    """The project with its default settings, under each supported server."""
+    return live_servers(server_kind)

@@ -1,0 +1,200 @@
+"""The echo consumer through the real ``project.asgi.application``, driven in-process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.testing.websocket import WebsocketCommunicator
+from pytest_django import Settings
+
+from project.asgi import application
+
+
+def echo_client(
+    path: str = "/echo",
+    subprotocols: list[str] | None = None,
+    origin: bytes | None = None,
+) -> WebsocketCommunicator:
+    headers = [(b"origin", origin)] if origin is not None else []
+    return WebsocketCommunicator(
+        application,
+        path,
+        headers=headers,
+        subprotocols=["echo"] if subprotocols is None else subprotocols,
+    )
+
+
+async def test_accepts_and_negotiates_echo() -> None:
+    """A client offering ``echo`` is accepted with ``echo`` as the subprotocol."""
+    client = echo_client()
+    assert await client.connect() == (True, "echo")
+    await client.disconnect()
+
+
+async def test_picks_echo_among_several_offers() -> None:
+    """A client offering ``chat, echo`` is accepted with ``echo``, never with ``chat``."""
+    client = echo_client(subprotocols=["chat", "echo"])
+    assert await client.connect() == (True, "echo")
+    await client.disconnect()
+
+
+@pytest.mark.parametrize("offered", [[], ["chat"], ["Echo"], ["echo2"]])
+async def test_refuses_without_echo_subprotocol(offered: list[str]) -> None:
+    """A client that does not offer exactly ``echo`` is refused before the handshake completes."""
+    client = echo_client(subprotocols=offered)
+    connected, _ = await client.connect()
+    assert connected is False
+
+
+async def test_refuses_foreign_origin() -> None:
+    """A browser page on a host outside ALLOWED_HOSTS is refused."""
+    client = echo_client(origin=b"http://evil.example")
+    connected, _ = await client.connect()
+    assert connected is False
+
+
+async def test_accepts_same_host_origin() -> None:
+    """A browser page served from an allowed host is accepted."""
+    client = echo_client(origin=b"http://localhost:8000")
+    assert await client.connect() == (True, "echo")
+    await client.disconnect()
+
+
+async def test_accepts_missing_origin() -> None:
+    """A non-browser client that sends no Origin header is accepted."""
+    client = echo_client(origin=None)
+    assert await client.connect() == (True, "echo")
+    await client.disconnect()
+
+
+async def test_refuses_unknown_path() -> None:
+    """A WebSocket handshake for a path other than /echo is refused, not an error."""
+    client = echo_client(path="/nowhere")
+    connected, _ = await client.connect()
+    assert connected is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hello", "", "naïve café", "emoji 🎉 beyond the BMP 𝄞", "x" * 70_000],
+    ids=["ascii", "empty", "latin", "astral", "long"],
+)
+async def test_echoes_text_as_text(text: str) -> None:
+    """A text message comes back as the identical text message."""
+    client = echo_client()
+    await client.connect()
+    # send_to() refuses empty payloads, so the ASGI event is sent as a server would send it.
+    await client.send_input({"type": "websocket.receive", "text": text})
+    assert await client.receive_output() == {"type": "websocket.send", "text": text}
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x00\x01\xfe\xff", b"", bytes(range(256)) * 300],
+    ids=["small", "empty", "long"],
+)
+async def test_echoes_binary_as_binary(data: bytes) -> None:
+    """A binary message comes back as the identical binary message."""
+    client = echo_client()
+    await client.connect()
+    await client.send_input({"type": "websocket.receive", "bytes": data})
+    assert await client.receive_output() == {"type": "websocket.send", "bytes": data}
+    await client.disconnect()
+
+
+async def test_keeps_order_over_many_messages() -> None:
+    """A thousand interleaved text and binary messages come back in the order they were sent."""
+    client = echo_client()
+    await client.connect()
+    sent = [str(i) if i % 2 else str(i).encode() for i in range(1000)]
+    for message in sent:
+        if isinstance(message, str):
+            await client.send_to(text_data=message)
+        else:
+            await client.send_to(bytes_data=message)
+    received = []
+    for _ in sent:
+        output = await client.receive_output()
+        received.append(output.get("text", output.get("bytes")))
+    assert received == sent
+    await client.disconnect()
+
+
+async def test_no_idle_timeout_by_default(settings: Settings) -> None:
+    """Without ECHO_IDLE_TIMEOUT a silent connection stays open."""
+    assert settings.ECHO_IDLE_TIMEOUT is None
+    client = echo_client()
+    await client.connect()
+    await asyncio.sleep(0.5)
+    assert await client.receive_nothing(timeout=0.1)
+    await client.send_to(text_data="still here")
+    assert await client.receive_from() == "still here"
+    await client.disconnect()
+
+
+async def test_idle_timeout_closes_normally_with_reason(settings: Settings) -> None:
+    """A connection silent for ECHO_IDLE_TIMEOUT seconds is closed with 1000 and a reason."""
+    settings.ECHO_IDLE_TIMEOUT = 0.3
+    client = echo_client()
+    await client.connect()
+    closed = await client.receive_output(timeout=2)
+    assert closed == {"type": "websocket.close", "code": 1000, "reason": "idle timeout"}
+
+
+async def test_each_message_restarts_the_idle_clock(settings: Settings) -> None:
+    """A connection that keeps sending stays open past the idle timeout."""
+    settings.ECHO_IDLE_TIMEOUT = 0.4
+    client = echo_client()
+    await client.connect()
+    for i in range(6):
+        await asyncio.sleep(0.2)
+        await client.send_to(text_data=str(i))
+        assert await client.receive_from() == str(i)
+    closed = await client.receive_output(timeout=2)
+    assert closed["type"] == "websocket.close"
+    assert closed["code"] == 1000
+
+
+async def test_idle_timer_does_not_outlive_the_connection(settings: Settings) -> None:
+    """A client that leaves before the timeout leaves no timer behind to fire later."""
+    settings.ECHO_IDLE_TIMEOUT = 0.2
+    client = echo_client()
+    await client.connect()
+    loop = asyncio.get_running_loop()
+    scheduled_while_open = len(loop._scheduled)  # type: ignore[attr-defined]
+    await client.disconnect()
+    assert len(loop._scheduled) == scheduled_while_open - 1  # type: ignore[attr-defined]
+    await asyncio.sleep(0.4)
+    assert client.future.done()
+    assert client.future.exception() is None
+
+
+async def test_message_at_the_limit_echoes(settings: Settings) -> None:
+    """A message exactly ECHO_MAX_MESSAGE_SIZE bytes long comes back intact."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    client = echo_client()
+    await client.connect()
+    await client.send_to(bytes_data=b"b" * 64)
+    assert await client.receive_from() == b"b" * 64
+    await client.send_to(text_data="é" * 32)
+    assert await client.receive_from() == "é" * 32
+    await client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{"bytes_data": b"b" * 65}, {"text_data": "t" * 65}, {"text_data": "é" * 33}],
+    ids=["binary", "text", "multibyte-text"],
+)
+async def test_message_over_the_limit_closes_with_1009(
+    settings: Settings, message: dict[str, str | bytes]
+) -> None:
+    """A message one byte over ECHO_MAX_MESSAGE_SIZE (counted in UTF-8 bytes) ends with 1009."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    client = echo_client()
+    await client.connect()
+    await client.send_to(**message)
+    closed = await client.receive_output()
+    assert closed == {"type": "websocket.close", "code": 1009, "reason": "message too big"}

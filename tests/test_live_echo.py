@@ -1,0 +1,184 @@
+"""The service as users run it: a real server process, a real WebSocket client, over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.conftest import ServerFactory
+from tests.live import PROJECT_DIR, LiveServer, connect_echo
+
+pytestmark = pytest.mark.live
+
+MIB = 1024 * 1024
+# Above daphne's own 1 MiB default, so passing proves the project's setting is what applies.
+RAISED_LIMIT = 3 * MIB // 2
+
+
+async def handshake_status(url: str, **options: object) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect_echo(url, **options):
+            pass
+    return refused.value.response.status_code
+
+
+async def test_negotiates_echo(echo_server: LiveServer) -> None:
+    """The 101 response names ``echo`` when the client offers it, alone or among others."""
+    for offered in (["echo"], ["chat", "echo"]):
+        async with connect_echo(f"{echo_server.ws_url}/echo", subprotocols=offered) as ws:
+            assert ws.subprotocol == "echo"
+
+
+@pytest.mark.parametrize("offered", [None, ["chat"]], ids=["none", "chat"])
+async def test_refuses_without_echo_with_403(echo_server: LiveServer, offered: object) -> None:
+    """A handshake that does not offer ``echo`` gets HTTP 403."""
+    status = await handshake_status(f"{echo_server.ws_url}/echo", subprotocols=offered)
+    assert status == 403
+
+
+async def test_refuses_foreign_origin_with_403(echo_server: LiveServer) -> None:
+    """A browser-style handshake from a foreign origin gets HTTP 403."""
+    status = await handshake_status(f"{echo_server.ws_url}/echo", origin="http://evil.example")
+    assert status == 403
+
+
+async def test_accepts_own_origin(echo_server: LiveServer) -> None:
+    """A browser-style handshake from the server's own host is accepted."""
+    own = f"http://127.0.0.1:{echo_server.port}"
+    async with connect_echo(f"{echo_server.ws_url}/echo", origin=own) as ws:
+        assert ws.subprotocol == "echo"
+
+
+async def test_refuses_unknown_path_with_403(echo_server: LiveServer) -> None:
+    """A WebSocket handshake for an unknown path gets HTTP 403, not a server error."""
+    assert await handshake_status(f"{echo_server.ws_url}/nowhere") == 403
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["hello", "", "emoji 🎉 beyond the BMP 𝄞", b"\x00\xff" * 10, b"", os.urandom(200_000)],
+    ids=["text", "empty-text", "astral", "binary", "empty-binary", "binary-200k"],
+)
+async def test_echoes_each_message_unchanged(
+    echo_server: LiveServer, message: str | bytes
+) -> None:
+    """Text comes back as text and binary as binary, byte for byte, empty messages included."""
+    async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
+        await ws.send(message)
+        echo = await asyncio.wait_for(ws.recv(), timeout=10)
+    assert type(echo) is type(message)
+    assert echo == message
+
+
+async def test_keeps_order_over_many_messages(echo_server: LiveServer) -> None:
+    """A thousand messages sent back to back come back in the same order."""
+    sent = [f"message {i}" if i % 3 else os.urandom(i % 50) for i in range(1000)]
+    async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
+        for message in sent:
+            await ws.send(message)
+        received = [await asyncio.wait_for(ws.recv(), timeout=10) for _ in sent]
+    assert received == sent
+
+
+async def test_fragmented_message_echoes_whole(echo_server: LiveServer) -> None:
+    """A message sent in many fragments comes back as one message."""
+    fragments = [os.urandom(1000) for _ in range(50)]
+    async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
+        await ws.send(fragments)
+        echo = await asyncio.wait_for(ws.recv(), timeout=10)
+    assert echo == b"".join(fragments)
+
+
+async def assert_limit_enforced(server: LiveServer, limit: int) -> None:
+    url = f"{server.ws_url}/echo"
+    async with connect_echo(url) as ws:
+        at_limit = os.urandom(limit)
+        await ws.send(at_limit)
+        assert await asyncio.wait_for(ws.recv(), timeout=20) == at_limit
+        await ws.send("x" * limit)
+        assert await asyncio.wait_for(ws.recv(), timeout=20) == "x" * limit
+    async with connect_echo(url) as ws:
+        await ws.send(os.urandom(limit + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), timeout=20)
+    assert closed.value.rcvd is not None, "the server dropped TCP instead of closing with 1009"
+    assert closed.value.rcvd.code == 1009
+    async with connect_echo(url) as ws:
+        await ws.send("still serving")
+        assert await asyncio.wait_for(ws.recv(), timeout=10) == "still serving"
+
+
+async def test_default_limit_is_one_mib(echo_server: LiveServer) -> None:
+    """1 MiB echoes; 1 MiB + 1 byte closes with 1009; the server keeps serving others."""
+    await assert_limit_enforced(echo_server, MIB)
+
+
+async def test_configured_limit_applies(live_servers: ServerFactory, server_kind: str) -> None:
+    """ECHO_MAX_MESSAGE_SIZE above daphne's own default is the limit that applies."""
+    server = live_servers(server_kind, ECHO_MAX_MESSAGE_SIZE=str(RAISED_LIMIT))
+    await assert_limit_enforced(server, RAISED_LIMIT)
+
+
+async def test_idle_timeout_closes_with_reason(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """With ECHO_IDLE_TIMEOUT set, a silent client is closed with 1000 and "idle timeout"."""
+    server = live_servers(server_kind, ECHO_IDLE_TIMEOUT="1")
+    async with connect_echo(f"{server.ws_url}/echo") as ws:
+        await asyncio.sleep(0.6)
+        await ws.send("keeps it alive")
+        assert await ws.recv() == "keeps it alive"
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), timeout=10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "idle timeout")
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_index_page_is_served(echo_server: LiveServer) -> None:
+    """GET / returns the page that connects to /echo."""
+    status, body = http_get(f"{echo_server.http_url}/")
+    assert status == 200
+    assert b'data-subprotocol="echo"' in body
+
+
+def test_static_file_is_served(echo_server: LiveServer) -> None:
+    """The page's script is served from /static/, with DEBUG off under daphne."""
+    status, body = http_get(f"{echo_server.http_url}/static/echo/echo.js")
+    assert status == 200
+    assert body == (PROJECT_DIR / "echo/static/echo/echo.js").read_bytes()
+
+
+def test_unknown_path_is_404(echo_server: LiveServer) -> None:
+    """An unknown HTTP path gets 404."""
+    status, _ = http_get(f"{echo_server.http_url}/no-such-page")
+    assert status == 404
+
+
+async def test_logs_connection_lifecycle(live_servers: ServerFactory, server_kind: str) -> None:
+    """The log records an accepted connection, its messages by size and its close with counts."""
+    server = live_servers(server_kind, LOG_LEVEL="DEBUG")
+    async with connect_echo(f"{server.ws_url}/echo") as ws:
+        await ws.send("secret-payload-" + "z" * 100)
+        await ws.recv()
+    for _ in range(50):
+        if "event=closed" in server.log():
+            break
+        await asyncio.sleep(0.1)
+    log = server.log()
+    assert "event=accepted" in log
+    assert "type=text size=115" in log
+    assert "messages_in=1 bytes_in=115 messages_out=1 bytes_out=115" in log
+    assert "z" * 100 not in log, "a whole payload reached the log"

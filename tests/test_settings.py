@@ -1,0 +1,91 @@
+"""Settings come from the environment, and a bad value stops start-up with a clear message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.live import PROJECT_DIR
+
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "a-production-like-secret-key-9f8e7d6c5b4a3928171605f4e3d2c1b0a99",
+    "DJANGO_ALLOWED_HOSTS": "echo.example.com",
+    "DJANGO_HTTPS": "true",
+}
+
+
+def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env={"PATH": "/usr/bin:/bin", **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("DJANGO_DEBUG", "maybe", "true/false"),
+        ("ECHO_MAX_MESSAGE_SIZE", "1MB", "a whole number of bytes greater than 0"),
+        ("ECHO_MAX_MESSAGE_SIZE", "0", "a whole number of bytes greater than 0"),
+        ("ECHO_IDLE_TIMEOUT", "-5", "a number of seconds greater than 0, or unset"),
+        ("ECHO_IDLE_TIMEOUT", "soon", "a number of seconds greater than 0, or unset"),
+        ("ECHO_IDLE_TIMEOUT", "nan", "a number of seconds greater than 0, or unset"),
+        ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ],
+)
+def test_invalid_value_stops_start_up(variable: str, value: str, accepted: str) -> None:
+    """An invalid variable stops start-up with a message naming it and what it accepts."""
+    result = manage("check", **{**PRODUCTION, variable: value})
+    assert result.returncode != 0
+    assert f"{variable}={value!r} is invalid" in result.stderr
+    assert accepted in result.stderr
+
+
+def test_secret_key_required_without_debug() -> None:
+    """With DEBUG off and no DJANGO_SECRET_KEY, start-up stops and says how to make one."""
+    result = manage("check", DJANGO_DEBUG="false")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_debug_runs_without_secret_key() -> None:
+    """Development mode needs no secret key."""
+    result = manage("check", DJANGO_DEBUG="true")
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_is_clean_for_production() -> None:
+    """``manage.py check --deploy`` reports nothing with production-like values."""
+    result = manage("check", "--deploy", "--fail-level", "DEBUG", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid values arrive in settings with their types: seconds, bytes, level, host list."""
+    from project import env
+
+    monkeypatch.setenv("ECHO_IDLE_TIMEOUT", "2.5")
+    monkeypatch.setenv("ECHO_MAX_MESSAGE_SIZE", "4096")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", " a.example , b.example ,")
+    assert env.env_optional_seconds("ECHO_IDLE_TIMEOUT") == 2.5
+    assert env.env_positive_int("ECHO_MAX_MESSAGE_SIZE", default=1) == 4096
+    assert env.env_choice("LOG_LEVEL", choices=("DEBUG", "INFO"), default="INFO") == "DEBUG"
+    assert env.env_list("DJANGO_ALLOWED_HOSTS", default=[]) == ["a.example", "b.example"]
+    monkeypatch.setenv("ECHO_IDLE_TIMEOUT", "")
+    assert env.env_optional_seconds("ECHO_IDLE_TIMEOUT") is None
+
+
+def test_no_database_file_is_created() -> None:
+    """Running checks creates no SQLite database: the project needs none."""
+    manage("check", DJANGO_DEBUG="true")
+    assert not (PROJECT_DIR / "db.sqlite3").exists()
