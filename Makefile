@@ -6,7 +6,11 @@ INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run serve test lint format lock clean
+# Debian packages the live tests drive: a real browser, and a real proxy for the deployment.
+SYSTEM_PACKAGES := chromium nginx
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install system-packages run serve test lint format lock clean
 
 install: $(INSTALLED)
 
@@ -14,6 +18,19 @@ $(INSTALLED): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	touch $@
+
+## Install whichever of $(SYSTEM_PACKAGES) is missing, with apt-get
+system-packages:
+	@missing=""; \
+	for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
+			|| missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 ## Development server (daphne through manage.py runserver) on http://$(HOST):$(PORT)
 run: $(INSTALLED)
@@ -24,7 +41,7 @@ serve: $(INSTALLED)
 	$(BIN)/daphne --bind $(HOST) --port $(PORT) project.asgi:application
 
 ## Lint, format check and the whole test suite
-test: lint $(INSTALLED)
+test: lint system-packages $(INSTALLED)
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)

@@ -41,3 +41,11 @@ def server_kind(request: pytest.FixtureRequest) -> str:
 def echo_server(live_servers: ServerFactory, server_kind: str) -> LiveServer:
     """The project with its default settings, under each supported server."""
     return live_servers(server_kind)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Keeps each phase's report on the test item, so fixtures can act on a failure."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

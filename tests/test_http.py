@@ -13,7 +13,7 @@ def test_index_page_connects_to_echo(client: Client) -> None:
     page = response.content.decode()
     assert 'data-subprotocol="echo"' in page
     assert 'data-max-message-size="1048576"' in page
-    assert 'src="/static/echo/echo.js"' in page
+    assert 'src="/static/echo/app.js"' in page
     assert "https://" not in page, "the page must not load anything from a CDN"
 
 

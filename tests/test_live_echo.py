@@ -156,9 +156,9 @@ def test_index_page_is_served(echo_server: LiveServer) -> None:
 
 def test_static_file_is_served(echo_server: LiveServer) -> None:
     """The page's script is served from /static/, with DEBUG off under daphne."""
-    status, body = http_get(f"{echo_server.http_url}/static/echo/echo.js")
+    status, body = http_get(f"{echo_server.http_url}/static/echo/app.js")
     assert status == 200
-    assert body == (PROJECT_DIR / "echo/static/echo/echo.js").read_bytes()
+    assert body == (PROJECT_DIR / "echo/static/echo/app.js").read_bytes()
 
 
 def test_unknown_path_is_404(echo_server: LiveServer) -> None:
