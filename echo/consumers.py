@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from echo.connections import open_connections
 from echo.idle import IdleTimer
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,11 @@ SUBPROTOCOL = "echo"
 # RFC 6455 section 7.4.1 close codes this consumer sends.
 CLOSE_NORMAL = 1000
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013
 
 IDLE_REASON = "idle timeout"
 TOO_BIG_REASON = "message too big"
+AT_CAPACITY_REASON = "server at connection limit, try again later"
 PREVIEW_CHARS = 32
 
 
@@ -66,6 +69,15 @@ class EchoConsumer(AsyncWebsocketConsumer):
     idle_close: asyncio.Task[None] | None = None
     closing = False
 
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        # Counted here rather than in disconnect(), which is skipped when the server cancels an
+        # application that outlived its connection.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.counts is not None:
+                open_connections.closed()
+
     async def connect(self) -> None:
         self.client = describe_client(self.scope.get("client"))
         offered = self.scope.get("subprotocols", [])
@@ -78,6 +90,16 @@ class EchoConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         await self.accept(subprotocol=SUBPROTOCOL)
+        if open_connections.count >= settings.ECHO_MAX_CONNECTIONS:
+            logger.warning(
+                "event=refused client=%s reason=capacity open=%d limit=%d",
+                self.client,
+                open_connections.count,
+                settings.ECHO_MAX_CONNECTIONS,
+            )
+            await self.close_with(CLOSE_TRY_AGAIN_LATER, AT_CAPACITY_REASON)
+            return
+        open_connections.opened()
         self.counts = TrafficCounts()
         if settings.ECHO_IDLE_TIMEOUT is not None:
             self.idle_timer = IdleTimer(settings.ECHO_IDLE_TIMEOUT, self.on_idle)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from echo.connections import open_connections
 from echo.consumers import SUBPROTOCOL
 
 
@@ -19,3 +21,25 @@ def index(request: HttpRequest) -> HttpResponse:
         "idle_timeout": settings.ECHO_IDLE_TIMEOUT,
     }
     return render(request, "index.html", context)
+
+
+def websocket_only(request: HttpRequest) -> HttpResponse:
+    """/echo without ``Upgrade: websocket`` reaches Django; it is a malformed handshake."""
+    return HttpResponseBadRequest(
+        "This URL speaks WebSocket only: send an RFC 6455 handshake with "
+        "'Upgrade: websocket', 'Connection: Upgrade' and 'Sec-WebSocket-Protocol: echo'.\n",
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """For load balancers and operators: the process is up, and how busy it is."""
+    return JsonResponse(
+        {
+            "status": "ok",
+            "connections": open_connections.count,
+            "max_connections": settings.ECHO_MAX_CONNECTIONS,
+        }
+    )

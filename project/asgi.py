@@ -16,10 +16,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from echo.routing import websocket_urlpatterns  # noqa: E402
-from project import daphne_protocol  # noqa: E402
+from project import daphne_server  # noqa: E402
 from project.handshake import BrowserOriginValidator, UnknownPathRefusal  # noqa: E402
 
-daphne_protocol.install()
+daphne_server.install()
 
 application = ProtocolTypeRouter(
     {

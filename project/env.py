@@ -47,17 +47,23 @@ def env_list(name: str, *, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_positive_int(name: str, *, default: int) -> int:
+def env_positive_int(name: str, *, default: int, unit: str) -> int:
     value = _raw(name)
     if value is None:
         return default
+    accepted = f"a whole number of {unit} greater than 0"
     try:
         number = int(value)
     except ValueError:
-        raise _invalid(name, value, "a whole number of bytes greater than 0") from None
+        raise _invalid(name, value, accepted) from None
     if number <= 0:
-        raise _invalid(name, value, "a whole number of bytes greater than 0")
+        raise _invalid(name, value, accepted)
     return number
+
+
+def env_seconds(name: str, *, default: float) -> float:
+    value = env_optional_seconds(name)
+    return default if value is None else value
 
 
 def env_optional_seconds(name: str) -> float | None:
@@ -75,6 +81,7 @@ def env_optional_seconds(name: str) -> float | None:
 
 
 def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:
+    """Matches case-insensitively and returns the choice as spelled in ``choices``."""
     value = _raw(name)
     if value is None:
         return default

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from project.capacity import default_max_connections
 from project.env import (
     env_bool,
     env_choice,
     env_list,
     env_optional_seconds,
     env_positive_int,
+    env_seconds,
     env_str,
 )
 
@@ -50,7 +52,19 @@ X_FRAME_OPTIONS = "DENY"
 # Seconds a WebSocket may stay silent before the server closes it; None keeps it open.
 ECHO_IDLE_TIMEOUT = env_optional_seconds("ECHO_IDLE_TIMEOUT")
 # Largest message, in bytes, the server accepts; larger ones end the connection with 1009.
-ECHO_MAX_MESSAGE_SIZE = env_positive_int("ECHO_MAX_MESSAGE_SIZE", default=1024 * 1024)
+ECHO_MAX_MESSAGE_SIZE = env_positive_int(
+    "ECHO_MAX_MESSAGE_SIZE", default=1024 * 1024, unit="bytes"
+)
+# Open WebSockets one process serves; more are closed at once with 1013 (try again later).
+ECHO_MAX_CONNECTIONS = env_positive_int(
+    "ECHO_MAX_CONNECTIONS", default=default_max_connections(), unit="connections"
+)
+# Seconds a TCP connection has to complete its HTTP request or WebSocket handshake.
+ECHO_HANDSHAKE_TIMEOUT = env_seconds("ECHO_HANDSHAKE_TIMEOUT", default=5.0)
+# Keepalive: ping a connection after this many seconds without traffic...
+ECHO_PING_INTERVAL = env_seconds("ECHO_PING_INTERVAL", default=20.0)
+# ...and drop it when the pong has not come back within this many seconds.
+ECHO_PING_TIMEOUT = env_seconds("ECHO_PING_TIMEOUT", default=20.0)
 
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), default="INFO"

@@ -6,4 +6,6 @@ from echo import views
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("echo", views.websocket_only, name="echo"),
+    path("healthz", views.healthz, name="healthz"),
 ]

@@ -78,7 +78,7 @@ def test_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("DJANGO_ALLOWED_HOSTS", " a.example , b.example ,")
     assert env.env_optional_seconds("ECHO_IDLE_TIMEOUT") == 2.5
-    assert env.env_positive_int("ECHO_MAX_MESSAGE_SIZE", default=1) == 4096
+    assert env.env_positive_int("ECHO_MAX_MESSAGE_SIZE", default=1, unit="bytes") == 4096
     assert env.env_choice("LOG_LEVEL", choices=("DEBUG", "INFO"), default="INFO") == "DEBUG"
     assert env.env_list("DJANGO_ALLOWED_HOSTS", default=[]) == ["a.example", "b.example"]
     monkeypatch.setenv("ECHO_IDLE_TIMEOUT", "")

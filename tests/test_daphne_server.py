@@ -8,7 +8,7 @@ import pytest
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 
 import project.asgi  # noqa: F401  (installs the protocol, as every server start does)
-from project.daphne_protocol import EchoWebSocketProtocol
+from project.daphne_server import EchoWebSocketProtocol
 
 
 class Recorder:

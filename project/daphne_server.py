@@ -1,0 +1,166 @@
+"""The project's adjustments to daphne, kept in this one module.
+
+daphne 4.2 (with autobahn underneath) has gaps that an echo service, used to check whether
+WebSocket clients are right, cannot live with:
+
+* ``WebSocketProtocol.handle_reply`` tests a ``websocket.send`` payload for truthiness, so an
+  empty text or binary message from the application is silently dropped instead of sent, and
+  ``serverClose`` drops the reason of an application's ``websocket.close``.
+* autobahn fails a connection (a protocol error, an oversized message) by dropping TCP, and even
+  when told to send a close frame first it may abort the socket with that frame still unsent:
+  either way the client never learns the close code (1002, 1007, 1009) that says why.
+* autobahn replies to a client's close with 1000 whatever code the client sent (and with no
+  code when the client gave none), accepts the
+  obsolete protocol versions 8 and 0, and refuses an unsupported version with 400 instead of
+  RFC 6455's 426.
+* The ``daphne`` command takes its message-size limit and keepalive timing from its own command
+  line only, so the project's settings would not apply under ``daphne project.asgi:application``;
+  and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.
+* A TCP connection that never sends a complete request is kept for twelve hours (Twisted's
+  default), so idle or trickling sockets could pile up.
+
+``install()`` makes every daphne server in the process use the classes below; ``project/asgi.py``
+calls it, so it holds under ``manage.py runserver`` and the ``daphne`` command alike. The
+supported daphne range is pinned in ``pyproject.toml``, and ``tests/test_daphne_server.py`` fails
+if a daphne release changes what this relies on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import daphne.server
+from daphne.http_protocol import HTTPFactory
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from django.conf import settings
+from twisted.internet import reactor
+from twisted.internet.interfaces import IDelayedCall
+from twisted.web import http
+
+# How long a closing connection may take to flush its last bytes (the close frame) to a client
+# before the socket is aborted; bounds what a client that stopped reading can hold.
+CLOSE_FLUSH_TIMEOUT = 5.0
+SUPPORTED_VERSION = 13
+
+
+class EchoWebSocketProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol with the project's limits and RFC 6455's close behaviour."""
+
+    flush_deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        # autobahn copies its options from the factory only where the connection has none of
+        # its own, so setting them before it starts makes the project's settings the ones used.
+        self.maxMessagePayloadSize = settings.ECHO_MAX_MESSAGE_SIZE
+        self.maxFramePayloadSize = settings.ECHO_MAX_MESSAGE_SIZE
+        self.openHandshakeTimeout = settings.ECHO_HANDSHAKE_TIMEOUT
+        self.autoPingInterval = settings.ECHO_PING_INTERVAL
+        self.autoPingTimeout = settings.ECHO_PING_TIMEOUT
+        self.closeHandshakeTimeout = CLOSE_FLUSH_TIMEOUT
+        self.versions = [SUPPORTED_VERSION]
+        self.failByDrop = False
+        self.echoCloseCodeReason = True
+        super().connectionMade()
+
+    def failHandshake(
+        self, reason: str, code: int = 400, responseHeaders: list[tuple[str, str]] | None = None
+    ) -> None:
+        # autobahn names the supported versions only when the client's version is the problem.
+        if any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders or []):
+            code = 426
+        super().failHandshake(reason, code, responseHeaders)
+
+    def sendCloseFrame(
+        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
+    ) -> None:
+        # A client's close without a code is answered with 1000 rather than an empty close.
+        if isReply and code is None:
+            code = 1000
+        super().sendCloseFrame(code=code, reasonUtf8=reasonUtf8, isReply=isReply)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """Close gracefully so a queued close frame is still delivered, but never wait forever."""
+        super().dropConnection(abort=False)
+        if self.flush_deadline is None and self.transport is not None:
+            self.flush_deadline = reactor.callLater(
+                CLOSE_FLUSH_TIMEOUT, self.transport.abortConnection
+            )
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.flush_deadline is not None and self.flush_deadline.active():
+            self.flush_deadline.cancel()
+        super().connectionLost(reason)
+
+    def check_timeouts(self) -> None:
+        """Keepalive and handshake deadlines are autobahn's own, set in ``connectionMade``.
+
+        daphne's sweep would add a second ping on its own clock and a daily forced close.
+        """
+
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "websocket.send" and self.state != self.STATE_CONNECTING:
+            self.send_application_message(message)
+        elif kind == "websocket.close" and self.state != self.STATE_CONNECTING:
+            self.sendClose(code=message.get("code") or 1000, reason=message.get("reason") or None)
+        else:
+            super().handle_reply(message)
+
+    def send_application_message(self, message: dict[str, Any]) -> None:
+        """Sends ``text`` or ``bytes`` even when empty: only a missing key means "not this one"."""
+        text, data = message.get("text"), message.get("bytes")
+        if (text is None) == (data is None):
+            raise ValueError(f"websocket.send needs exactly one of 'text' or 'bytes': {message!r}")
+        if data is not None:
+            self.sendMessage(data, isBinary=True)
+        else:
+            self.sendMessage(text.encode("utf-8"), isBinary=False)
+
+
+class EchoHTTPChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 channel with a deadline for the first complete request.
+
+    Twisted's idle timeout (``timeOut``) closes a connection that goes silent; the deadline
+    also closes one that trickles bytes to stay just inside it. Using the channel directly,
+    rather than Twisted's wrapper that can switch to HTTP/2 after TLS negotiation, costs
+    nothing here: TLS ends at the proxy (docs/deployment.md).
+    """
+
+    first_request_deadline: IDelayedCall | None = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.first_request_deadline = self.callLater(
+            settings.ECHO_HANDSHAKE_TIMEOUT, self.transport.abortConnection
+        )
+
+    def allContentReceived(self) -> None:
+        # A whole request, upgrade or not, arrived in time: from here on the request, or the
+        # WebSocket's own handshake timeout, governs the connection.
+        self.cancel_deadline()
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Any) -> None:
+        self.cancel_deadline()
+        super().connectionLost(reason)
+
+    def cancel_deadline(self) -> None:
+        if self.first_request_deadline is not None and self.first_request_deadline.active():
+            self.first_request_deadline.cancel()
+        self.first_request_deadline = None
+
+
+class EchoHTTPFactory(HTTPFactory):
+    """daphne's HTTP factory, building ``EchoHTTPChannel`` with the handshake timeout."""
+
+    protocol = EchoHTTPChannel
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(server)
+        self.timeOut = settings.ECHO_HANDSHAKE_TIMEOUT
+
+
+def install() -> None:
+    """Make every daphne server in this process build the project's protocol classes."""
+    WebSocketFactory.protocol = EchoWebSocketProtocol
+    daphne.server.HTTPFactory = EchoHTTPFactory
