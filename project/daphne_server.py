@@ -5,7 +5,8 @@ WebSocket clients are right, cannot live with:
 
 * ``WebSocketProtocol.handle_reply`` tests a ``websocket.send`` payload for truthiness, so an
   empty text or binary message from the application is silently dropped instead of sent, and
-  ``serverClose`` drops the reason of an application's ``websocket.close``.
+  ``serverClose`` drops the reason of an application's ``websocket.close`` and refuses codes such
+  as 1013 that RFC 6455 gives servers.
 * autobahn fails a connection (a protocol error, an oversized message) by dropping TCP, and even
   when told to send a close frame first it may abort the socket with that frame still unsent:
   either way the client never learns the close code (1002, 1007, 1009) that says why.
@@ -18,6 +19,9 @@ WebSocket clients are right, cannot live with:
   and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.
 * A TCP connection that never sends a complete request is kept for twelve hours (Twisted's
   default), so idle or trickling sockets could pile up.
+* Nothing pushes back on a client that sends without reading: daphne queues every message for
+  the application without bound and Twisted buffers every echo, so one such client can grow
+  the process by as much as it sends.
 
 ``install()`` makes every daphne server in the process use the classes below; ``project/asgi.py``
 calls it, so it holds under ``manage.py runserver`` and the ``daphne`` command alike. The
@@ -30,6 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 import daphne.server
+from autobahn.util import encode_truncate
 from daphne.http_protocol import HTTPFactory
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
@@ -41,12 +46,20 @@ from twisted.web import http
 # before the socket is aborted; bounds what a client that stopped reading can hold.
 CLOSE_FLUSH_TIMEOUT = 5.0
 SUPPORTED_VERSION = 13
+# A close frame is a control frame: 125 bytes at most, two of them for the code.
+MAX_CLOSE_REASON_BYTES = 123
+# Reading from a client pauses while more than this waits in Twisted's write buffer for it...
+WRITE_HIGH_WATER = 256 * 1024
+# ...or while this many of its messages wait for the application.
+MAX_PENDING_MESSAGES = 16
 
 
 class EchoWebSocketProtocol(WebSocketProtocol):
     """daphne's WebSocket protocol with the project's limits and RFC 6455's close behaviour."""
 
     flush_deadline: IDelayedCall | None = None
+    client_backlogged = False
+    reading_paused = False
 
     def connectionMade(self) -> None:
         # autobahn copies its options from the factory only where the connection has none of
@@ -61,6 +74,38 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.failByDrop = False
         self.echoCloseCodeReason = True
         super().connectionMade()
+        # Take over as the socket's producer from daphne's HTTP channel, so that Twisted tells
+        # this connection when the client stops taking what is written to it.
+        self.transport.unregisterProducer()
+        self.transport.bufferSize = WRITE_HIGH_WATER
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        self.client_backlogged = True
+        self.update_reading()
+
+    def resumeProducing(self) -> None:
+        self.client_backlogged = False
+        self.update_reading()
+
+    def stopProducing(self) -> None:
+        """Twisted's signal that the connection is gone; connectionLost does the cleaning up."""
+
+    def update_reading(self) -> None:
+        """Reads from the client only while its echoes flow out and the application keeps up."""
+        queue = getattr(self, "application_queue", None)
+        application_behind = queue is not None and queue.qsize() >= MAX_PENDING_MESSAGES
+        pause = self.client_backlogged or application_behind
+        if pause != self.reading_paused and self.transport is not None:
+            self.reading_paused = pause
+            if pause:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        super().onMessage(payload, isBinary)
+        self.update_reading()
 
     def failHandshake(
         self, reason: str, code: int = 400, responseHeaders: list[tuple[str, str]] | None = None
@@ -92,17 +137,26 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         super().connectionLost(reason)
 
     def check_timeouts(self) -> None:
-        """Keepalive and handshake deadlines are autobahn's own, set in ``connectionMade``.
+        """daphne's two-second sweep: here only a backstop for resuming a paused read.
 
-        daphne's sweep would add a second ping on its own clock and a daily forced close.
+        Keepalive and handshake deadlines are autobahn's own, set in ``connectionMade``;
+        daphne's version would add a second ping on its own clock and a daily forced close.
         """
+        self.update_reading()
 
     def handle_reply(self, message: dict[str, Any]) -> None:
+        self.update_reading()
         kind = message.get("type")
         if kind == "websocket.send" and self.state != self.STATE_CONNECTING:
             self.send_application_message(message)
         elif kind == "websocket.close" and self.state != self.STATE_CONNECTING:
-            self.sendClose(code=message.get("code") or 1000, reason=message.get("reason") or None)
+            # Not sendClose(): it allows applications only 1000 and 3000-4999, which would rule
+            # out 1009 (message too big) and 1013 (try again later).
+            reason = message.get("reason") or ""
+            self.sendCloseFrame(
+                code=message.get("code") or 1000,
+                reasonUtf8=encode_truncate(reason, MAX_CLOSE_REASON_BYTES) if reason else None,
+            )
         else:
             super().handle_reply(message)
 

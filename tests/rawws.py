@@ -207,6 +207,15 @@ class RawClient:
         if extra:
             raise AssertionError(f"the server sent {len(extra)} bytes after its close frame")
 
+    def read_until_eof(self) -> list[Frame]:
+        """Every frame the server sends until it ends TCP (a reset counts as ending it)."""
+        frames = []
+        try:
+            while True:
+                frames.append(self.recv_frame())
+        except (ConnectionEnded, ConnectionResetError):
+            return frames
+
     def close(self) -> None:
         self.sock.close()
 

@@ -20,8 +20,10 @@ class Recorder:
     def message(self, payload: bytes, isBinary: bool = False) -> None:
         self.sent.append(("message", payload, isBinary))
 
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        self.sent.append(("close", code, reason))
+    def close(
+        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
+    ) -> None:
+        self.sent.append(("close", code, reasonUtf8))
 
 
 def open_protocol(cls: type[WebSocketProtocol]) -> tuple[WebSocketProtocol, Recorder]:
@@ -29,7 +31,7 @@ def open_protocol(cls: type[WebSocketProtocol]) -> tuple[WebSocketProtocol, Reco
     protocol.state = protocol.STATE_OPEN
     recorder = Recorder()
     protocol.sendMessage = recorder.message  # type: ignore[method-assign]
-    protocol.sendClose = recorder.close  # type: ignore[method-assign]
+    protocol.sendCloseFrame = recorder.close  # type: ignore[method-assign]
     return protocol, recorder
 
 
@@ -47,11 +49,29 @@ def test_installed_for_every_daphne_server() -> None:
         ({"type": "websocket.send", "bytes": b"\x00"}, ("message", b"\x00", True)),
         (
             {"type": "websocket.close", "code": 1000, "reason": "idle timeout"},
-            ("close", 1000, "idle timeout"),
+            ("close", 1000, b"idle timeout"),
+        ),
+        (
+            {"type": "websocket.close", "code": 1013, "reason": "try again later"},
+            ("close", 1013, b"try again later"),
+        ),
+        # 61 two-byte characters: cut to 122 bytes, never in the middle of a character.
+        (
+            {"type": "websocket.close", "code": 1009, "reason": "é" * 70},
+            ("close", 1009, "é".encode() * 61),
         ),
         ({"type": "websocket.close"}, ("close", 1000, None)),
     ],
-    ids=["empty-text", "empty-binary", "text", "binary", "close-reason", "close-default"],
+    ids=[
+        "empty-text",
+        "empty-binary",
+        "text",
+        "binary",
+        "close-reason",
+        "close-1013",
+        "close-long-reason",
+        "close-default",
+    ],
 )
 def test_sends_what_the_application_asked_for(
     message: dict[str, Any], expected: tuple[str, Any, Any]

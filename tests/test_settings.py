@@ -38,6 +38,10 @@ def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
         ("ECHO_IDLE_TIMEOUT", "-5", "a number of seconds greater than 0, or unset"),
         ("ECHO_IDLE_TIMEOUT", "soon", "a number of seconds greater than 0, or unset"),
         ("ECHO_IDLE_TIMEOUT", "nan", "a number of seconds greater than 0, or unset"),
+        ("ECHO_MAX_CONNECTIONS", "many", "a whole number of connections greater than 0"),
+        ("ECHO_HANDSHAKE_TIMEOUT", "0", "a number of seconds greater than 0"),
+        ("ECHO_PING_INTERVAL", "inf", "a number of seconds greater than 0"),
+        ("ECHO_PING_TIMEOUT", "-1", "a number of seconds greater than 0"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )

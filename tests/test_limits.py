@@ -1,0 +1,205 @@
+"""Bounded resources: keepalive, slow readers, the connection cap and connection churn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import ServerFactory
+from tests.live import HOST, LiveServer, connect_echo
+from tests.rawws import BINARY, PING, TEXT, RawClient, frame
+
+pytestmark = pytest.mark.live
+
+MIB = 1024 * 1024
+
+
+def rss_bytes(server: LiveServer) -> int:
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for the server process")
+
+
+def health(server: LiveServer) -> dict[str, object]:
+    with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=10) as response:  # noqa: S310
+        assert response.headers["Content-Type"] == "application/json"
+        return json.load(response)
+
+
+def wait_for_connections(server: LiveServer, expected: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while (count := health(server)["connections"]) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return count  # type: ignore[return-value]
+
+
+# Keepalive.
+
+
+def test_unanswered_pings_drop_the_client(live_servers: ServerFactory, server_kind: str) -> None:
+    """A client that never answers the server's pings is dropped after interval + timeout."""
+    server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")
+    with RawClient.open(HOST, server.port) as client:
+        started = time.monotonic()
+        ping = client.recv_frame()
+        assert ping.opcode == PING
+        assert time.monotonic() - started < 3
+        client.read_until_eof()
+        assert time.monotonic() - started < 6
+
+
+async def test_answered_pings_keep_the_client(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """A client that answers pings stays connected over several ping intervals."""
+    server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")
+    async with connect_echo(f"{server.ws_url}/echo", ping_interval=None) as ws:
+        await asyncio.sleep(3.5)
+        await ws.send("still connected")
+        assert await asyncio.wait_for(ws.recv(), timeout=5) == "still connected"
+
+
+# Slow readers.
+
+FLOOD_BYTES = 256 * MIB
+FLOOD_FRAME = 64 * 1024
+RSS_HEADROOM = 64 * MIB
+STALL_SECONDS = 3
+
+
+class Flood:
+    """Pushes binary messages without ever reading, until 256 MiB are out or a send stalls."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.sent = 0
+        self.stalled = threading.Event()
+        self.finished = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        message = frame(BINARY, bytes(FLOOD_FRAME))
+        with RawClient.open(HOST, self.server.port) as client:
+            client.sock.settimeout(STALL_SECONDS)
+            while self.sent < FLOOD_BYTES and not self.release.is_set():
+                try:
+                    client.send(message)
+                except TimeoutError:
+                    self.stalled.set()
+                    break
+                self.sent += FLOOD_FRAME
+            self.finished.set()
+            self.release.wait(30)
+            client.reset()
+
+
+async def test_slow_reader_is_paused_not_buffered(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """A client pushing 256 MiB without reading leaves RSS bounded; others still get echoes."""
+    server = live_servers(server_kind)
+    async with connect_echo(f"{server.ws_url}/echo") as ws:
+        await ws.send(bytes(FLOOD_FRAME))
+        await ws.recv()
+    idle_rss = peak_rss = rss_bytes(server)
+    flood = Flood(server)
+    flood.thread.start()
+    try:
+        async with connect_echo(f"{server.ws_url}/echo") as ws:
+            deadline = time.monotonic() + 60
+            while not flood.finished.is_set() and time.monotonic() < deadline:
+                started = time.monotonic()
+                await ws.send("are you still there?")
+                assert await asyncio.wait_for(ws.recv(), timeout=2) == "are you still there?"
+                assert time.monotonic() - started < 1, "the flood starved another client"
+                peak_rss = max(peak_rss, rss_bytes(server))
+                await asyncio.sleep(0.05)
+            peak_rss = max(peak_rss, rss_bytes(server))
+    finally:
+        flood.release.set()
+        flood.thread.join(timeout=40)
+    assert flood.stalled.is_set(), f"the server read {flood.sent / MIB:.0f} MiB and never paused"
+    assert peak_rss - idle_rss <= RSS_HEADROOM, (
+        f"RSS grew by {(peak_rss - idle_rss) / MIB:.1f} MiB while buffering for a slow reader"
+    )
+
+
+# Connection cap.
+
+
+async def test_connection_cap_closes_newcomers_with_1013(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """Over ECHO_MAX_CONNECTIONS a new client is closed with 1013; existing ones carry on."""
+    server = live_servers(server_kind, ECHO_MAX_CONNECTIONS="3")
+    url = f"{server.ws_url}/echo"
+    async with connect_echo(url) as first, connect_echo(url) as second, connect_echo(url) as third:
+        async with connect_echo(url) as over_the_cap:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(over_the_cap.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
+        for ws in (first, second, third):
+            await ws.send("unaffected")
+            assert await asyncio.wait_for(ws.recv(), timeout=5) == "unaffected"
+        assert health(server)["connections"] == 3
+    assert wait_for_connections(server, 0) == 0
+    async with connect_echo(url) as after:
+        await after.send("room again")
+        assert await asyncio.wait_for(after.recv(), timeout=5) == "room again"
+
+
+def test_healthz_counts_open_connections(echo_server: LiveServer) -> None:
+    """/healthz reports the open WebSockets of the process and its cap, as JSON."""
+    assert wait_for_connections(echo_server, 0) == 0
+    with RawClient.open(HOST, echo_server.port), RawClient.open(HOST, echo_server.port):
+        assert wait_for_connections(echo_server, 2) == 2
+        report = health(echo_server)
+        assert report["status"] == "ok"
+        assert isinstance(report["max_connections"], int)
+    assert wait_for_connections(echo_server, 0) == 0
+
+
+# Churn.
+
+CHURN_CONNECTIONS = 2000
+# The first round of churn sets the allocator's high-water mark (about 30 MiB, mostly objects of
+# connections daphne reaps once a second); rounds after it add nothing. A leak shows as growth
+# over a second, identical round, which is what the test measures.
+WARM_UP_CONNECTIONS = CHURN_CONNECTIONS
+
+
+def reset_mid_message(server: LiveServer, count: int) -> None:
+    """Opens ``count`` connections, each sending half a message, then resetting TCP."""
+    half_message = frame(TEXT, b"x" * 1000)[:600]
+    for _ in range(count):
+        client = RawClient.open(HOST, server.port)
+        client.send(half_message)
+        client.reset()
+
+
+def test_churn_leaves_nothing_behind(live_servers: ServerFactory, server_kind: str) -> None:
+    """After 2,000 connections reset mid-message: none counted open, no growth, a clean log."""
+    server = live_servers(server_kind, LOG_LEVEL="WARNING")
+    reset_mid_message(server, WARM_UP_CONNECTIONS)
+    assert wait_for_connections(server, 0) == 0
+    rss_before = rss_bytes(server)
+    reset_mid_message(server, CHURN_CONNECTIONS)
+    assert wait_for_connections(server, 0) == 0
+    time.sleep(1)
+    rss_after = rss_bytes(server)
+    assert rss_after <= rss_before * 1.10, (
+        f"RSS went from {rss_before / MIB:.1f} MiB to {rss_after / MIB:.1f} MiB"
+    )
+    log = server.log()
+    for trouble in ("Traceback", "Task was destroyed", "Exception inside application", "ERROR"):
+        assert trouble not in log, f"the server log shows {trouble!r}:\n{log[-3000:]}"
