@@ -1,6 +1,7 @@
 """ASGI entry point: ``daphne project.asgi:application`` and ``manage.py runserver`` load this.
 
-HTTP goes to Django; WebSocket handshakes pass the Origin check, then the echo routes. A
+Every connection first has its client address taken from a trusted proxy's headers (if any).
+HTTP then goes to Django; WebSocket handshakes pass the Origin check, then the echo routes. A
 WebSocket request for any other path is refused with HTTP 403 rather than a server error.
 """
 
@@ -18,14 +19,17 @@ from django.urls import re_path  # noqa: E402
 from echo.routing import websocket_urlpatterns  # noqa: E402
 from project import daphne_server  # noqa: E402
 from project.handshake import BrowserOriginValidator, UnknownPathRefusal  # noqa: E402
+from project.proxy import TrustedProxyHeaders  # noqa: E402
 
 daphne_server.install()
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_application,
-        "websocket": BrowserOriginValidator(
-            URLRouter([*websocket_urlpatterns, re_path(r"", UnknownPathRefusal.as_asgi())])
-        ),
-    }
+application = TrustedProxyHeaders(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_application,
+            "websocket": BrowserOriginValidator(
+                URLRouter([*websocket_urlpatterns, re_path(r"", UnknownPathRefusal.as_asgi())])
+            ),
+        }
+    )
 )

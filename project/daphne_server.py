@@ -19,6 +19,9 @@ WebSocket clients are right, cannot live with:
   and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.
 * A TCP connection that never sends a complete request is kept for twelve hours (Twisted's
   default), so idle or trickling sockets could pile up.
+* On SIGTERM daphne cancels its applications and drops every WebSocket without a close frame,
+  so clients cannot tell a shutdown from a crash, and a load balancer may still send new
+  handshakes to the process while it stops.
 * Nothing pushes back on a client that sends without reading: daphne queues every message for
   the application without bound and Twisted buffers every echo, so one such client can grow
   the process by as much as it sends.
@@ -35,10 +38,11 @@ from typing import Any
 
 import daphne.server
 from autobahn.util import encode_truncate
+from autobahn.websocket.types import ConnectionDeny
 from daphne.http_protocol import HTTPFactory
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http
 
@@ -52,11 +56,20 @@ MAX_CLOSE_REASON_BYTES = 123
 WRITE_HIGH_WATER = 256 * 1024
 # ...or while this many of its messages wait for the application.
 MAX_PENDING_MESSAGES = 16
+# On shutdown, open WebSockets get this long to answer their 1001 close before the process exits.
+SHUTDOWN_GRACE = 5.0
+SHUTDOWN_REASON = b"server shutting down"
+
+# The open WebSockets of this process, closed with 1001 (going away) when it shuts down.
+open_websockets: set[EchoWebSocketProtocol] = set()
 
 
 class EchoWebSocketProtocol(WebSocketProtocol):
     """daphne's WebSocket protocol with the project's limits and RFC 6455's close behaviour."""
 
+    # Set for the whole process once shutdown starts: new handshakes then get 503, which a
+    # proxy retries on another process.
+    draining = False
     flush_deadline: IDelayedCall | None = None
     client_backlogged = False
     reading_paused = False
@@ -79,6 +92,15 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.transport.unregisterProducer()
         self.transport.bufferSize = WRITE_HIGH_WATER
         self.transport.registerProducer(self, True)
+
+    def onConnect(self, request: Any) -> Any:
+        if EchoWebSocketProtocol.draining:
+            raise ConnectionDeny(503, "server shutting down")
+        return super().onConnect(request)
+
+    def onOpen(self) -> None:
+        open_websockets.add(self)
+        super().onOpen()
 
     def pauseProducing(self) -> None:
         self.client_backlogged = True
@@ -132,6 +154,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             )
 
     def connectionLost(self, reason: Any) -> None:
+        open_websockets.discard(self)
         if self.flush_deadline is not None and self.flush_deadline.active():
             self.flush_deadline.cancel()
         super().connectionLost(reason)
@@ -214,7 +237,26 @@ class EchoHTTPFactory(HTTPFactory):
         self.timeOut = settings.ECHO_HANDSHAKE_TIMEOUT
 
 
+def close_websockets_for_shutdown() -> defer.Deferred[None]:
+    """Say goodbye with 1001 to every open WebSocket; the reactor waits (boundedly) for them."""
+    EchoWebSocketProtocol.draining = True
+    for websocket in list(open_websockets):
+        websocket.sendCloseFrame(code=1001, reasonUtf8=SHUTDOWN_REASON)
+    all_closed: defer.Deferred[None] = defer.Deferred()
+    deadline = reactor.seconds() + SHUTDOWN_GRACE
+
+    def check() -> None:
+        if not open_websockets or reactor.seconds() >= deadline:
+            all_closed.callback(None)
+        else:
+            reactor.callLater(0.05, check)
+
+    check()
+    return all_closed
+
+
 def install() -> None:
     """Make every daphne server in this process build the project's protocol classes."""
     WebSocketFactory.protocol = EchoWebSocketProtocol
     daphne.server.HTTPFactory = EchoHTTPFactory
+    reactor.addSystemEventTrigger("before", "shutdown", close_websockets_for_shutdown)

@@ -8,6 +8,7 @@ deployment fails loudly instead of silently falling back to a default.
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -88,3 +89,19 @@ def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:
     if value.upper() not in choices:
         raise _invalid(name, value, "one of " + ", ".join(choices))
     return value.upper()
+
+
+def env_networks(name: str) -> list[IPv4Network | IPv6Network]:
+    """A comma-separated list of addresses or CIDR networks; unset means none."""
+    networks = []
+    for item in env_list(name, default=[]):
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise _invalid(
+                name,
+                _raw(name) or "",
+                "comma-separated IP addresses or networks, such as 127.0.0.1,10.0.0.0/8 "
+                f"({item!r} is neither)",
+            ) from None
+    return networks

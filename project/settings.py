@@ -16,6 +16,7 @@ from project.env import (
     env_bool,
     env_choice,
     env_list,
+    env_networks,
     env_optional_seconds,
     env_positive_int,
     env_seconds,
@@ -48,6 +49,9 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed; none by default.
+ECHO_TRUSTED_PROXIES = env_networks("ECHO_TRUSTED_PROXIES")
 
 # Seconds a WebSocket may stay silent before the server closes it; None keeps it open.
 ECHO_IDLE_TIMEOUT = env_optional_seconds("ECHO_IDLE_TIMEOUT")

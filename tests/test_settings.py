@@ -42,6 +42,7 @@ def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
         ("ECHO_HANDSHAKE_TIMEOUT", "0", "a number of seconds greater than 0"),
         ("ECHO_PING_INTERVAL", "inf", "a number of seconds greater than 0"),
         ("ECHO_PING_TIMEOUT", "-1", "a number of seconds greater than 0"),
+        ("ECHO_TRUSTED_PROXIES", "127.0.0.1,nginx", "comma-separated IP addresses or networks"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
