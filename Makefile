@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.bench-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -10,7 +11,7 @@ PORT ?= 8000
 SYSTEM_PACKAGES := chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages run serve test lint format lock clean
+.PHONY: install system-packages run serve test lint format lock bench bench-quick clean
 
 install: $(INSTALLED)
 
@@ -44,6 +45,18 @@ serve: $(INSTALLED)
 test: lint system-packages $(INSTALLED)
 	$(BIN)/python -m pytest
 
+$(BENCH_INSTALLED): $(INSTALLED) bench/requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.lock
+	touch $@
+
+## The benchmark against the peers (about 20 minutes); results in bench/results/
+bench: $(BENCH_INSTALLED)
+	$(BIN)/python -m bench.run
+
+## A one-minute smoke run of the benchmark
+bench-quick: $(BENCH_INSTALLED)
+	$(BIN)/python -m bench.run --quick
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -57,6 +70,8 @@ lock: $(INSTALLED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip compile --universal --python-version 3.11 --extra dev --no-header \
 		pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile --universal --python-version 3.11 --extra bench --no-header \
+		-c requirements.lock pyproject.toml -o bench/requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,280 @@
+"""The benchmark's load generator: one process driving many WebSocket connections.
+
+It speaks RFC 6455 directly on asyncio transports (frames built and parsed here) because a full
+client library would spend more CPU per message than the servers under test, and the client
+must never be the bottleneck. Every echo is compared byte for byte with what was sent; any
+difference, close or failed handshake is counted as an error. The result is one JSON object on
+standard output, read by ``bench/run.py``.
+
+    python -m bench.loadgen ping-pong --url ws://127.0.0.1:8000/echo --connections 50 \\
+        --size 32 --seconds 10
+    python -m bench.loadgen idle --url ws://127.0.0.1:8000/echo --connections 5000 --hold 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import statistics
+import struct
+import sys
+import time
+from urllib.parse import urlsplit
+
+TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+OPEN_CONCURRENCY = 200
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    repeated = (key * (len(payload) // 4 + 1))[: len(payload)]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
+        len(payload), "little"
+    )
+
+
+def frame_head(opcode: int, length: int) -> bytes:
+    if length < 126:
+        return struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
+    return struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    key = os.urandom(4)
+    return frame_head(opcode, len(payload)) + key + mask(payload, key)
+
+
+class MessageMaker:
+    """Each message of one connection: a unique stamp followed by the same filler.
+
+    Masking 64 KiB in Python for every frame would make the client, not the server, the
+    bottleneck; so the filler is masked once with the connection's key, and each frame masks
+    only its stamp, whose length (a multiple of 4) keeps the key aligned for the filler.
+    """
+
+    STAMP_BYTES = 20
+
+    def __init__(self, index: int, size: int, binary: bool) -> None:
+        self.index = index
+        self.opcode = BINARY if binary else TEXT
+        self.key = os.urandom(4)
+        filler_size = max(0, size - self.STAMP_BYTES)
+        self.filler = os.urandom(filler_size) if binary else b"x" * filler_size
+        self.masked_filler = mask(self.filler, self.key)
+        self.head = frame_head(self.opcode, filler_size + self.STAMP_BYTES) + self.key
+
+    def make(self, sequence: int) -> tuple[bytes, bytes]:
+        """The frame to send and the payload it must come back as."""
+        stamp = f"{self.index:06d}:{sequence:012d}:".encode()
+        return self.head + mask(stamp, self.key) + self.masked_filler, stamp + self.filler
+
+
+class EchoConnection(asyncio.Protocol):
+    """One client connection: handshake, then whole messages handed to a waiting future."""
+
+    def __init__(self, host: str, path: str) -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}"
+            "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: echo\r\n\r\n"
+        ).encode()
+        self.buffer = bytearray()
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting: asyncio.Future[tuple[int, bytes]] | None = None
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).decode("latin-1").lower()
+            del self.buffer[: end + 4]
+            if not head.startswith("http/1.1 101") or "sec-websocket-protocol: echo" not in head:
+                self.fail(ConnectionError(f"handshake refused: {head.splitlines()[0]}"))
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+        self.parse_frames()
+
+    def parse_frames(self) -> None:
+        while len(self.buffer) >= 2:
+            first, second = self.buffer[0], self.buffer[1]
+            length, offset = second & 0x7F, 2
+            if length == 126:
+                if len(self.buffer) < 4:
+                    return
+                (length,) = struct.unpack_from("!H", self.buffer, 2)
+                offset = 4
+            elif length == 127:
+                if len(self.buffer) < 10:
+                    return
+                (length,) = struct.unpack_from("!Q", self.buffer, 2)
+                offset = 10
+            if len(self.buffer) < offset + length:
+                return
+            payload = bytes(self.buffer[offset : offset + length])
+            del self.buffer[: offset + length]
+            opcode = first & 0x0F
+            if opcode == PING:
+                self.transport.write(client_frame(PONG, payload))  # type: ignore[union-attr]
+            elif opcode == CLOSE:
+                self.fail(ConnectionError(f"server closed: {payload[:2].hex()} {payload[2:]!r}"))
+            elif not first & 0x80:
+                self.fail(ConnectionError("fragmented echo: not expected from these servers"))
+            elif self.waiting is not None and not self.waiting.done():
+                self.waiting.set_result((opcode, payload))
+
+    def fail(self, error: Exception) -> None:
+        for future in (self.opened, self.waiting):
+            if future is not None and not future.done():
+                future.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(ConnectionError(f"connection lost: {exc}"))
+
+    async def echo(self, wire: bytes) -> tuple[int, bytes]:
+        """Sends one ready-made frame and waits for the next message."""
+        self.waiting = asyncio.get_running_loop().create_future()
+        self.transport.write(wire)  # type: ignore[union-attr]
+        return await self.waiting
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(client_frame(CLOSE, struct.pack("!H", 1000)))
+            self.transport.close()
+
+
+async def open_connection(url: str) -> EchoConnection:
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    _, connection = await loop.create_connection(
+        lambda: EchoConnection(f"{parts.hostname}:{parts.port}", parts.path or "/"),
+        parts.hostname,
+        parts.port,
+    )
+    await asyncio.wait_for(connection.opened, timeout=30)
+    return connection
+
+
+async def open_many(url: str, count: int) -> tuple[list[EchoConnection], int]:
+    """Opens ``count`` connections, at most OPEN_CONCURRENCY handshakes at a time."""
+    gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+    errors = 0
+
+    async def one() -> EchoConnection | None:
+        nonlocal errors
+        async with gate:
+            try:
+                return await open_connection(url)
+            except (OSError, ConnectionError, TimeoutError):
+                errors += 1
+                return None
+
+    opened = await asyncio.gather(*(one() for _ in range(count)))
+    return [connection for connection in opened if connection is not None], errors
+
+
+async def ping_pong(args: argparse.Namespace) -> dict[str, object]:
+    connections, errors = await open_many(args.url, args.connections)
+    opcode = BINARY if args.binary else TEXT
+    latencies: list[float] = []
+    echoes = 0
+    deadline = time.perf_counter() + args.seconds
+
+    async def drive(index: int, connection: EchoConnection) -> None:
+        nonlocal echoes, errors
+        maker = MessageMaker(index, args.size, args.binary)
+        sequence = 0
+        while time.perf_counter() < deadline:
+            wire, payload = maker.make(sequence)
+            started = time.perf_counter()
+            try:
+                received = await asyncio.wait_for(connection.echo(wire), timeout=10)
+            except (ConnectionError, TimeoutError):
+                errors += 1
+                return
+            latencies.append(time.perf_counter() - started)
+            if received != (opcode, payload):
+                errors += 1
+                return
+            echoes += 1
+            sequence += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(drive(i, c) for i, c in enumerate(connections)))
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    latencies.sort()
+    return {
+        "echoes": echoes,
+        "errors": errors,
+        "seconds": elapsed,
+        "bytes_each_way": echoes * max(args.size, MessageMaker.STAMP_BYTES),
+        "p50_us": percentile(latencies, 0.50) * 1e6,
+        "p99_us": percentile(latencies, 0.99) * 1e6,
+        "mean_us": statistics.fmean(latencies) * 1e6 if latencies else None,
+    }
+
+
+async def idle(args: argparse.Namespace) -> dict[str, object]:
+    started = time.perf_counter()
+    connections, errors = await open_many(args.url, args.connections)
+    open_seconds = time.perf_counter() - started
+    print(json.dumps({"phase": "open", "opened": len(connections)}), flush=True)
+    # Hold them until told (a line on stdin) or the hold time is up, so the server can be measured.
+    await asyncio.wait_for(
+        asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline), args.hold
+    )
+    # Check that every held connection still echoes.
+    results = await asyncio.gather(
+        *(c.echo(client_frame(TEXT, b"still here")) for c in connections), return_exceptions=True
+    )
+    errors += sum(1 for result in results if result != (TEXT, b"still here"))
+    for connection in connections:
+        connection.close()
+    return {"opened": len(connections), "errors": errors, "open_seconds": open_seconds}
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("ping-pong", "idle"))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--binary", action="store_true")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--hold", type=float, default=60.0)
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    result = runner(ping_pong(args) if args.mode == "ping-pong" else idle(args))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Turns a run's raw results into ``report.md`` (tables, target checks) and ``chart.png``."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+REFERENCE = "websockets"
+SERVERS = ("daphne", "uvicorn", "granian")
+
+# (workload, figure, label, higher is better)
+COLUMNS = [
+    ("W1", "echoes_per_second", "W1 echoes/s", True),
+    ("W1", "p50_us", "W1 p50 µs", False),
+    ("W1", "p99_us", "W1 p99 µs", False),
+    ("W2", "p50_us", "W2 p50 µs", False),
+    ("W3", "megabytes_per_second", "W3 MB/s", True),
+    ("W4", "kib_per_connection", "W4 KiB/conn", False),
+    ("W4", "open_seconds", "W4 open s", False),
+    ("W1", "server_cpu", "W1 server CPU (cores)", False),
+]
+
+
+def figures(results: dict, target: str, workload: str, figure: str) -> list[float]:
+    return [run[figure] for run in results["runs"].get(target, {}).get(workload, [])]
+
+
+def median(results: dict, target: str, workload: str, figure: str) -> float | None:
+    values = figures(results, target, workload, figure)
+    return statistics.median(values) if values else None
+
+
+def cell(results: dict, target: str, workload: str, figure: str) -> str:
+    values = figures(results, target, workload, figure)
+    if not values:
+        return "–"
+    middle = statistics.median(values)
+    text = f"{middle:,.0f}" if middle >= 100 else f"{middle:,.2f}"
+    if len(values) > 1:
+        text += f" <sub>({min(values):,.3g}–{max(values):,.3g})</sub>"
+    reference = median(results, REFERENCE, workload, figure)
+    if reference and figure != "server_cpu":
+        text += f" **{middle / reference:.2f}×**"
+    return text
+
+
+def target_checks(results: dict) -> list[tuple[str, float | None, str, bool | None]]:
+    """Each target of the performance issue: (what, measured ratio, bound, met)."""
+
+    def ratio(a: str, b: str, workload: str, figure: str) -> float | None:
+        top, bottom = median(results, a, workload, figure), median(results, b, workload, figure)
+        return top / bottom if top is not None and bottom else None
+
+    checks = []
+
+    def check(
+        what: str, value: float | None, bound: str, at_least: float | None, at_most: float | None
+    ) -> None:
+        met = None
+        if value is not None:
+            met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+        checks.append((what, value, bound, met))
+
+    for server in SERVERS:
+        project, raw = f"project / {server}", f"raw ASGI / {server}"
+        if project not in results["runs"] or raw not in results["runs"]:
+            continue
+        check(
+            f"{project} W1 vs raw ASGI",
+            ratio(project, raw, "W1", "echoes_per_second"),
+            "≥ 0.90",
+            0.9,
+            None,
+        )
+        check(
+            f"{project} W3 vs raw ASGI",
+            ratio(project, raw, "W3", "megabytes_per_second"),
+            "≥ 0.90",
+            0.9,
+            None,
+        )
+        check(
+            f"{project} W2 p50 vs raw ASGI",
+            ratio(project, raw, "W2", "p50_us"),
+            "≤ 1.15",
+            None,
+            1.15,
+        )
+    check(
+        "project / daphne W1 vs stock Channels / daphne",
+        ratio("project / daphne", "stock Channels / daphne", "W1", "echoes_per_second"),
+        "≥ 2.00",
+        2.0,
+        None,
+    )
+    check(
+        "project / daphne W2 p50 vs websockets",
+        ratio("project / daphne", REFERENCE, "W2", "p50_us"),
+        "≤ 2.50",
+        None,
+        2.5,
+    )
+    fastest = fastest_project(results)
+    if fastest:
+        check(
+            f"fastest ({fastest}) W1 vs websockets",
+            ratio(fastest, REFERENCE, "W1", "echoes_per_second"),
+            "≥ 0.90",
+            0.9,
+            None,
+        )
+        check(
+            f"fastest ({fastest}) W3 vs websockets",
+            ratio(fastest, REFERENCE, "W3", "megabytes_per_second"),
+            "≥ 0.90",
+            0.9,
+            None,
+        )
+        check(
+            f"fastest ({fastest}) W2 p50 vs websockets",
+            ratio(fastest, REFERENCE, "W2", "p50_us"),
+            "≤ 1.50",
+            None,
+            1.5,
+        )
+    check(
+        "project / daphne idle KiB per connection",
+        median(results, "project / daphne", "W4", "kib_per_connection"),
+        "≤ 20",
+        None,
+        20.0,
+    )
+    return checks
+
+
+def fastest_project(results: dict) -> str | None:
+    projects = [name for name in results["runs"] if name.startswith("project / ")]
+    measured = [(median(results, name, "W1", "echoes_per_second") or 0, name) for name in projects]
+    return max(measured)[1] if measured else None
+
+
+def write_report(results: dict, out: Path) -> None:
+    names = list(results["runs"])
+    lines = ["# channels-echo benchmark", ""]
+    machine = results["machine"]
+    lines += [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; "
+        f"Python {machine['python']}, Linux {machine['kernel']}; "
+        f"autobahn NVX: {machine['autobahn_nvx']}.",
+        "Packages: " + ", ".join(f"{k} {v}" for k, v in machine["packages"].items()) + ".",
+        f"Repetitions: {results['repetitions']}{' (quick run)' if results['quick'] else ''}, "
+        "interleaved; medians, with the spread (min–max) in small type and the ratio to "
+        f"`{REFERENCE}` in bold.",
+        "",
+        "Workloads: " + "; ".join(f"**{k}** {v}" for k, v in results["workloads"].items()) + ".",
+        "",
+    ]
+    lines.append("| target | " + " | ".join(label for _, _, label, _ in COLUMNS) + " | errors |")
+    lines.append("|---" * (len(COLUMNS) + 2) + "|")
+    for name in names:
+        errors = sum(
+            run.get("errors", 0) for runs in results["runs"][name].values() for run in runs
+        )
+        row = [cell(results, name, w, f) for w, f, _, _ in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(row) + f" | {errors} |")
+    lines += ["", "## Targets", "", "| target | measured | bound | met |", "|---|---|---|---|"]
+    for what, value, bound, met in target_checks(results):
+        shown = "–" if value is None else f"{value:.2f}"
+        verdict = "–" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {what} | {shown} | {bound} | {verdict} |")
+    lines += ["", "## Is the load generator the bottleneck?", ""]
+    lines += [
+        "W1 driven from one load-generator process and from two (25 connections each). If two "
+        "processes get no more echoes than one, the server, not the client, sets the pace.",
+        "",
+        "| target | 1 process | 2 processes | ratio |",
+        "|---|---|---|---|",
+    ]
+    for check in results["loadgen_check"]:
+        lines.append(
+            f"| {check['target']} | {check['one_process']:,.0f}/s "
+            f"| {check['two_processes']:,.0f}/s "
+            f"| {check['two_processes'] / check['one_process']:.2f} |"
+        )
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    draw_chart(results, out / "chart.png")
+
+
+def draw_chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["runs"])
+    throughput = [median(results, n, "W1", "echoes_per_second") or 0 for n in names]
+    latency = [median(results, n, "W2", "p50_us") or 0 for n in names]
+    colours = [
+        "#6b7280" if n == REFERENCE else "#0b63c5" if n.startswith("project") else "#9ca3af"
+        for n in names
+    ]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    left.barh(names, throughput, color=colours)
+    left.set_title("W1: echoes per second, 50 connections (higher is better)")
+    right.barh(names, latency, color=colours)
+    right.set_title("W2: median round trip in µs, 1 connection (lower is better)")
+    for axis in (left, right):
+        axis.invert_yaxis()
+        axis.grid(axis="x", alpha=0.3)
+    right.set_yticklabels([])
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,223 @@
+"""Run every workload against every target, interleaved, and write the report.
+
+    python -m bench.run            # the full run (about 20 minutes on 2 cores)
+    python -m bench.run --quick    # a one-minute smoke run
+
+Targets run in turn, A B C ... A B C ..., for several repetitions, each starting fresh on a free
+loopback port; medians and the spread (min-max) are reported with every figure's ratio to the
+``websockets`` reference. Results go to ``bench/results/<timestamp>/``: ``results.json``,
+``report.md`` and ``chart.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench.report import write_report
+from bench.targets import TARGETS, RunningServer, Target, start
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    connections: int
+    size: int = 32
+    binary: bool = False
+    seconds: float = 10.0
+
+
+FULL = [
+    Workload("W1", "50 connections, 32 B text ping-pong", 50, seconds=10),
+    Workload("W2", "1 connection, 32 B text ping-pong", 1, seconds=5),
+    Workload("W3", "10 connections, 64 KiB binary ping-pong", 10, 65536, True, seconds=10),
+    Workload("W4", "5,000 idle connections", 5000),
+]
+QUICK = [
+    Workload("W1", FULL[0].title, 50, seconds=2),
+    Workload("W2", FULL[1].title, 1, seconds=1),
+    Workload("W3", FULL[2].title, 10, 65536, True, seconds=2),
+    Workload("W4", "500 idle connections", 500),
+]
+
+
+def loadgen(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "bench.loadgen", *arguments]
+
+
+def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> dict:
+    """One load-generator process per share of the connections; their results are summed."""
+    share = workload.connections // processes
+    command = loadgen(
+        *("ping-pong", "--url", server.url, "--connections", str(share)),
+        *("--size", str(workload.size), "--seconds", str(workload.seconds)),
+        *(["--binary"] if workload.binary else []),
+    )
+    cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
+    workers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)
+    ]
+    outputs = [
+        json.loads(worker.communicate(timeout=workload.seconds + 120)[0]) for worker in workers
+    ]
+    wall = time.perf_counter() - wall_before
+    echoes = sum(output["echoes"] for output in outputs)
+    seconds = max(output["seconds"] for output in outputs)
+    return {
+        "echoes_per_second": echoes / seconds,
+        "megabytes_per_second": echoes * workload.size / seconds / 1e6,
+        "p50_us": max(output["p50_us"] for output in outputs),
+        "p99_us": max(output["p99_us"] for output in outputs),
+        "errors": sum(output["errors"] for output in outputs),
+        "server_cpu": (server.cpu_seconds() - cpu_before) / wall,
+    }
+
+
+def idle(server: RunningServer, workload: Workload) -> dict:
+    rss_before = server.rss_bytes()
+    worker = subprocess.Popen(
+        loadgen("idle", "--url", server.url, "--connections", str(workload.connections)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if worker.stdout is None or worker.stdin is None:
+        raise RuntimeError("the idle load generator has no pipes")
+    opened = json.loads(worker.stdout.readline())["opened"]
+    time.sleep(1)  # let the server settle after the burst of handshakes
+    rss_open = server.rss_bytes()
+    worker.stdin.write("done\n")
+    worker.stdin.flush()
+    result = json.loads(worker.communicate(timeout=120)[0])
+    return {
+        "kib_per_connection": (rss_open - rss_before) / max(opened, 1) / 1024,
+        "open_seconds": result["open_seconds"],
+        "opened": opened,
+        "errors": result["errors"] + workload.connections - opened,
+    }
+
+
+def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[str, dict]:
+    server = start(target, log_dir)
+    try:
+        ping_pong(server, Workload("warm-up", "", 10, seconds=1))
+        results = {}
+        for workload in workloads:
+            results[workload.key] = (
+                idle(server, workload) if workload.key == "W4" else ping_pong(server, workload)
+            )
+        return results
+    finally:
+        server.stop()
+
+
+def loadgen_check(targets: list[Target], workload: Workload, log_dir: Path) -> list[dict]:
+    """W1 from one and from two load-generator processes: if two are not faster, one suffices."""
+    checks = []
+    for target in targets:
+        server = start(target, log_dir)
+        try:
+            one = ping_pong(server, workload, processes=1)["echoes_per_second"]
+            two = ping_pong(server, workload, processes=2)["echoes_per_second"]
+        finally:
+            server.stop()
+        checks.append({"target": target.name, "one_process": one, "two_processes": two})
+        print(f"  loadgen check {target.name}: 1 process {one:,.0f}/s, 2 processes {two:,.0f}/s")
+    return checks
+
+
+def machine() -> dict[str, object]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    import os
+
+    import autobahn.websocket
+
+    packages = (
+        "django",
+        "channels",
+        "daphne",
+        "autobahn",
+        "twisted",
+        "uvicorn",
+        "granian",
+        "websockets",
+        "uvloop",
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "autobahn_nvx": autobahn.websocket.USES_NVX,
+        "packages": {name: metadata.version(name) for name in packages},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short repetition (a smoke run)")
+    parser.add_argument("--repetitions", type=int, default=None)
+    parser.add_argument("--only", help="comma-separated target names to run")
+    args = parser.parse_args()
+    workloads = QUICK if args.quick else FULL
+    repetitions = args.repetitions or (1 if args.quick else 3)
+    targets = [t for t in TARGETS if not args.only or t.name in args.only.split(",")]
+    out = RESULTS_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    log_dir = out / "server-logs"
+    log_dir.mkdir(parents=True)
+
+    runs: dict[str, dict[str, list[dict]]] = {
+        t.name: {w.key: [] for w in workloads} for t in targets
+    }
+    steps, step = repetitions * len(targets), 0
+    started = time.monotonic()
+    for repetition in range(repetitions):
+        # Rotate the order each repetition, so no target always runs first or last.
+        order = targets[repetition % len(targets) :] + targets[: repetition % len(targets)]
+        for target in order:
+            step += 1
+            elapsed = time.monotonic() - started
+            print(
+                f"[{step:2d}/{steps}] {elapsed:5.0f}s  repetition {repetition + 1}  {target.name}"
+            )
+            for key, result in measure(target, workloads, log_dir).items():
+                runs[target.name][key].append(result)
+                print(f"          {key}: " + ", ".join(f"{k}={v:,.1f}" for k, v in result.items()))
+
+    checked = [t for t in targets if t.reference or t.name == "project / daphne"]
+    checks = loadgen_check(checked, workloads[0], log_dir)
+    results = {
+        "machine": machine(),
+        "quick": args.quick,
+        "repetitions": repetitions,
+        "workloads": {w.key: w.title for w in workloads},
+        "targets": {t.name: {"group": t.group, "reference": t.reference} for t in targets},
+        "runs": runs,
+        "loadgen_check": checks,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_report(results, out)
+    print(f"done in {time.monotonic() - started:.0f}s: {out}/report.md")
+
+
+if __name__ == "__main__":
+    main()
