@@ -188,6 +188,10 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         text, data = message.get("text"), message.get("bytes")
         if (text is None) == (data is None):
             raise ValueError(f"websocket.send needs exactly one of 'text' or 'bytes': {message!r}")
+        if self.state != self.STATE_OPEN:
+            # A close frame has gone out: nothing may follow it (RFC 6455 section 5.5.1), and an
+            # echo still on its way from the application is simply not sent.
+            return
         if data is not None:
             self.sendMessage(data, isBinary=True)
         else:

@@ -95,3 +95,11 @@ def test_stock_daphne_still_drops_empty_messages(payload: dict[str, Any]) -> Non
     protocol, recorder = open_protocol(WebSocketProtocol)
     protocol.handle_reply({"type": "websocket.send", **payload})
     assert recorder.sent == []
+
+
+def test_nothing_is_sent_after_the_close_frame() -> None:
+    """An echo that arrives from the application after the close frame is dropped quietly."""
+    protocol, recorder = open_protocol(EchoWebSocketProtocol)
+    protocol.state = protocol.STATE_CLOSING
+    protocol.handle_reply({"type": "websocket.send", "text": "late"})
+    assert recorder.sent == []
