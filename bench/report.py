@@ -30,14 +30,18 @@ def median(results: dict, target: str, workload: str, figure: str) -> float | No
     return statistics.median(values) if values else None
 
 
+def number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}"
+
+
 def cell(results: dict, target: str, workload: str, figure: str) -> str:
     values = figures(results, target, workload, figure)
     if not values:
         return "–"
     middle = statistics.median(values)
-    text = f"{middle:,.0f}" if middle >= 100 else f"{middle:,.2f}"
+    text = number(middle)
     if len(values) > 1:
-        text += f" <sub>({min(values):,.3g}–{max(values):,.3g})</sub>"
+        text += f" <sub>({number(min(values))}–{number(max(values))})</sub>"
     reference = median(results, REFERENCE, workload, figure)
     if reference and figure != "server_cpu":
         text += f" **{middle / reference:.2f}×**"
@@ -210,3 +214,13 @@ def draw_chart(results: dict, path: Path) -> None:
     right.set_yticklabels([])
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+if __name__ == "__main__":
+    # Re-render a finished run: python -m bench.report bench/results/<timestamp>
+    import json
+    import sys
+
+    run_dir = Path(sys.argv[1])
+    write_report(json.loads((run_dir / "results.json").read_text()), run_dir)
+    print(run_dir / "report.md")

@@ -178,6 +178,8 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=None)
     parser.add_argument("--only", help="comma-separated target names to run")
     args = parser.parse_args()
+    # A progress display: each line as it happens, also when written to a file or a pipe.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     workloads = QUICK if args.quick else FULL
     repetitions = args.repetitions or (1 if args.quick else 3)
     targets = [t for t in TARGETS if not args.only or t.name in args.only.split(",")]

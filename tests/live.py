@@ -25,8 +25,16 @@ SECRET_KEY = "live-test-secret-key-only-for-these-processes-0123456789abcdefghij
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
-# The two ways the project is served: the development server and the production command.
-SERVER_KINDS = ("daphne", "runserver")
+# The ways the project is served: the development server and the production command, always;
+# uvicorn and granian (optional extras) when ECHO_TEST_SERVERS names them, to check whether they
+# could be recommended (docs/performance.md).
+DEFAULT_SERVER_KINDS = ("daphne", "runserver")
+OPTIONAL_SERVER_KINDS = ("uvicorn", "granian")
+SERVER_KINDS = tuple(
+    kind.strip()
+    for kind in os.environ.get("ECHO_TEST_SERVERS", ",".join(DEFAULT_SERVER_KINDS)).split(",")
+    if kind.strip()
+)
 
 
 def free_port() -> int:
@@ -35,7 +43,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def server_command(kind: str, port: int) -> list[str]:
+def server_command(kind: str, port: int, overrides: Mapping[str, str]) -> list[str]:
+    """The command line; uvicorn and granian take some of the project's limits as flags."""
+    if kind == "uvicorn":
+        return [
+            *(sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port)),
+            *("--ws", "websockets-sansio", "--lifespan", "off", "--no-proxy-headers"),
+            *("--ws-max-size", overrides.get("ECHO_MAX_MESSAGE_SIZE", str(1024 * 1024))),
+            *("--ws-ping-interval", overrides.get("ECHO_PING_INTERVAL", "20")),
+            *("--ws-ping-timeout", overrides.get("ECHO_PING_TIMEOUT", "20")),
+            "project.asgi:application",
+        ]
+    if kind == "granian":
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "asginl", "--host", HOST),
+            *("--port", str(port), "--workers", "1", "project.asgi:application"),
+        ]
     if kind == "daphne":
         return [
             sys.executable,
@@ -49,7 +72,10 @@ def server_command(kind: str, port: int) -> list[str]:
         ]
     if kind == "runserver":
         return [sys.executable, "manage.py", "runserver", "--noreload", f"{HOST}:{port}"]
-    raise ValueError(f"unknown server kind {kind!r}; expected one of {SERVER_KINDS}")
+    raise ValueError(
+        f"unknown server kind {kind!r}; expected one of "
+        f"{DEFAULT_SERVER_KINDS + OPTIONAL_SERVER_KINDS}"
+    )
 
 
 def server_environment(kind: str, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -102,7 +128,7 @@ def start_server(
     log_path = log_dir / f"{kind}-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            server_command(kind, port),
+            server_command(kind, port, overrides or {}),
             cwd=PROJECT_DIR,
             env=server_environment(kind, overrides or {}),
             stdin=subprocess.DEVNULL,
