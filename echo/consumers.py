@@ -77,8 +77,7 @@ class EchoConsumer(AsyncWebsocketConsumer):
 
         Channels multiplexes the client and a channel layer with a new task and an
         ``asyncio.wait`` per message; with the client as the only input, awaiting it directly
-        does the same work for a fraction of the cost. The count of open connections is kept
-        here, not in disconnect(), which is skipped when the server cancels the application.
+        does the same work for a fraction of the cost.
         """
         self.scope = scope
         self.channel_layer = None
@@ -89,8 +88,17 @@ class EchoConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
-            if self.counts is not None:
-                open_connections.closed()
+            self.release()
+
+    def release(self) -> None:
+        """Here, not in disconnect(), which is skipped when the server cancels the application:
+        no timer, task or count may outlive the connection."""
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.idle_close is not None and not self.idle_close.done():
+            self.idle_close.cancel()
+        if self.counts is not None:
+            open_connections.closed()
 
     async def dispatch(self, message: dict[str, object]) -> None:
         """Channels' dispatch, minus its ``aclose_old_connections()`` before every message.
@@ -167,10 +175,6 @@ class EchoConsumer(AsyncWebsocketConsumer):
         self.counts.bytes_out += size
 
     async def disconnect(self, code: int) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-        if self.idle_close is not None and not self.idle_close.done():
-            self.idle_close.cancel()
         if self.counts is None:
             return
         counts = self.counts
