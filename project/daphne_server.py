@@ -22,6 +22,9 @@ WebSocket clients are right, cannot live with:
 * On SIGTERM daphne cancels its applications and drops every WebSocket without a close frame,
   so clients cannot tell a shutdown from a crash, and a load balancer may still send new
   handshakes to the process while it stops.
+* daphne forgets finished connections and upgraded requests in a once-a-second sweep; under
+  churn hundreds of dead connections are alive at a time, and the memory they took stays with
+  the process (2,000 resets raised RSS by 45%; reaped at once, by 3%).
 * Nothing pushes back on a client that sends without reading: daphne queues every message for
   the application without bound and Twisted buffers every echo, so one such client can grow
   the process by as much as it sends.
@@ -158,6 +161,29 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         if self.flush_deadline is not None and self.flush_deadline.active():
             self.flush_deadline.cancel()
         super().connectionLost(reason)
+        self.forget_when_finished()
+
+    def applicationCreateWorked(self, application_queue: Any) -> None:
+        super().applicationCreateWorked(application_queue)
+        instance = self.server.connections.get(self, {}).get("application_instance")
+        if instance is not None:
+            instance.add_done_callback(lambda _: self.forget_when_finished())
+
+    def forget_when_finished(self) -> None:
+        """Drops daphne's record of a connection once it is closed and its application is done.
+
+        daphne sweeps such records once a second; under churn that keeps hundreds of dead
+        connections alive at a time, which raises the process's memory for good. An
+        application that failed is left to the sweep, which logs its exception.
+        """
+        details = self.server.connections.get(self)
+        if details is None or "disconnected" not in details:
+            return
+        instance = details.get("application_instance")
+        if instance is None or not instance.done():
+            return
+        if instance.cancelled() or instance.exception() is None:
+            del self.server.connections[self]
 
     def check_timeouts(self) -> None:
         """daphne's two-second sweep: here only a backstop for resuming a paused read.
@@ -219,7 +245,18 @@ class EchoHTTPChannel(http.HTTPChannel):
         # A whole request, upgrade or not, arrived in time: from here on the request, or the
         # WebSocket's own handshake timeout, governs the connection.
         self.cancel_deadline()
+        request = self.requests[-1] if self.requests else None
         super().allContentReceived()
+        # An upgraded request is finished the moment it hands the socket over; daphne would
+        # keep its record (headers and all) until its once-a-second sweep.
+        connections = self.factory.server.connections
+        details = connections.get(request)
+        if (
+            details is not None
+            and "disconnected" in details
+            and "application_instance" not in details
+        ):
+            del connections[request]
 
     def connectionLost(self, reason: Any) -> None:
         self.cancel_deadline()
