@@ -25,6 +25,8 @@ WebSocket clients are right, cannot live with:
 * daphne forgets finished connections and upgraded requests in a once-a-second sweep; under
   churn hundreds of dead connections are alive at a time, and the memory they took stays with
   the process (2,000 resets raised RSS by 45%; reaped at once, by 3%).
+* An open connection keeps its whole handshake (raw bytes, parsed headers, the request object)
+  though nothing reads it again; dropping it brings an idle connection from 21.7 to 19.7 KiB.
 * Nothing pushes back on a client that sends without reading: daphne queues every message for
   the application without bound and Twisted buffers every echo, so one such client can grow
   the process by as much as it sends.
@@ -37,6 +39,7 @@ if a daphne release changes what this relies on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import daphne.server
@@ -65,6 +68,13 @@ SHUTDOWN_REASON = b"server shutting down"
 
 # The open WebSockets of this process, closed with 1001 (going away) when it shuts down.
 open_websockets: set[EchoWebSocketProtocol] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRequest:
+    """What is left of a handshake request once the connection is open."""
+
+    path: str
 
 
 class EchoWebSocketProtocol(WebSocketProtocol):
@@ -103,6 +113,12 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def onOpen(self) -> None:
         open_websockets.add(self)
+        # autobahn keeps the handshake it parsed and the one it sent for the connection's whole
+        # life, though nothing reads them after this; idle connections each carry them.
+        self.http_request_data = self.http_response_data = None
+        self.http_headers = {}
+        # daphne reads only the path of the parsed request from here on (for its access log).
+        self.request = OpenedRequest(self.request.path)
         super().onOpen()
 
     def pauseProducing(self) -> None:
@@ -257,6 +273,9 @@ class EchoHTTPChannel(http.HTTPChannel):
             and "application_instance" not in details
         ):
             del connections[request]
+            # The channel and its request refer to each other; let go now rather than at the
+            # next cyclic garbage collection.
+            self.requests.clear()
 
     def connectionLost(self, reason: Any) -> None:
         self.cancel_deadline()
