@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -105,7 +105,6 @@ class RunningServer:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
-    started_cpu: float = field(default=0.0)
 
     @property
     def url(self) -> str:

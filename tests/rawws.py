@@ -156,9 +156,6 @@ class RawClient:
             if pause:
                 time.sleep(pause)
 
-    def send_frame(self, opcode: int, payload: bytes = b"", **options: object) -> None:
-        self.send(frame(opcode, payload, **options))  # type: ignore[arg-type]
-
     def recv_frame(self) -> Frame:
         b0, b1 = self._read_exactly(2)
         length = b1 & 0x7F
