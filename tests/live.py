@@ -7,13 +7,14 @@ module started. Waiting for the port is bounded in time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ HOST = "127.0.0.1"
 SECRET_KEY = "live-test-secret-key-only-for-these-processes-0123456789abcdefghij"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+# Log lines are looked for every 0.1 s, for 5 s at most.
+LOG_POLLS = 50
+LOG_POLL_INTERVAL = 0.1
 
 # The ways the project is served: the development server and the production command, always;
 # uvicorn and granian (optional extras) when ECHO_TEST_SERVERS names them, to check whether they
@@ -162,3 +166,12 @@ def connect_echo(url: str, **options: object) -> connect:
     }
     settings.update(options)
     return connect(url, **settings)
+
+
+async def wait_for_log(read_log: Callable[[], str], text: str) -> str:
+    """The log once it contains ``text``; servers write their log after the client has moved on."""
+    for _ in range(LOG_POLLS):
+        if text in (log := read_log()):
+            return log
+        await asyncio.sleep(LOG_POLL_INTERVAL)
+    raise AssertionError(f"{text!r} did not appear in the log within 5 s:\n{read_log()}")

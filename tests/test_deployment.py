@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.live import HOST, PROJECT_DIR, LiveServer, connect_echo, free_port, start_server
+from tests.live import (
+    HOST,
+    PROJECT_DIR,
+    LiveServer,
+    connect_echo,
+    free_port,
+    start_server,
+    wait_for_log,
+)
 from tests.test_settings import manage
 
 pytestmark = pytest.mark.live
@@ -236,12 +244,8 @@ async def echo_claiming(url: str, source: str, claimed: str) -> None:
 
 
 async def logged_client(read_log: Callable[[], str], source: str) -> str:
-    """The log once it records the connection from ``source`` (waiting at most 5 s)."""
-    for _ in range(50):
-        if f"event=accepted client={source}:" in (log := read_log()):
-            return log
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no accepted connection from {source} in the log:\n{read_log()}")
+    """The log once it records the connection from ``source``."""
+    return await wait_for_log(read_log, f"event=accepted client={source}:")
 
 
 async def test_logged_client_is_the_real_one(site: Deployment) -> None:

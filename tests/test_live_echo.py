@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import ServerFactory
-from tests.live import PROJECT_DIR, LiveServer, connect_echo
+from tests.live import PROJECT_DIR, LiveServer, connect_echo, wait_for_log
 
 pytestmark = pytest.mark.live
 
@@ -173,11 +173,7 @@ async def test_logs_connection_lifecycle(live_servers: ServerFactory, server_kin
     async with connect_echo(f"{server.ws_url}/echo") as ws:
         await ws.send("secret-payload-" + "z" * 100)
         await ws.recv()
-    for _ in range(50):
-        if "event=closed" in server.log():
-            break
-        await asyncio.sleep(0.1)
-    log = server.log()
+    log = await wait_for_log(server.log, "event=closed")
     assert "event=accepted" in log
     assert "type=text size=115" in log
     assert "messages_in=1 bytes_in=115 messages_out=1 bytes_out=115" in log
