@@ -1,4 +1,9 @@
-"""How many echo WebSockets this process has open: read by the connection cap and /healthz."""
+"""The echo WebSockets of this process: how many are open (read by the connection cap and
+/healthz), and how their clients are named in the log.
+
+Nothing here imports Django, so the server adjustments in ``project/`` can use it before the
+application is loaded.
+"""
 
 from __future__ import annotations
 
@@ -17,3 +22,11 @@ class OpenConnections:
 
 
 open_connections = OpenConnections()
+
+
+def describe_client(client: list[object] | tuple[object, ...] | None) -> str:
+    """ASGI gives the peer as ``[host, port]``, or nothing at all for a unix socket."""
+    if not client:
+        return "unknown"
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

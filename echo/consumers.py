@@ -17,7 +17,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from echo.connections import open_connections
+from echo.connections import describe_client, open_connections
 from echo.idle import IdleTimer
 
 logger = logging.getLogger(__name__)
@@ -44,14 +44,6 @@ class TrafficCounts:
     bytes_in: int = 0
     messages_out: int = 0
     bytes_out: int = 0
-
-
-def describe_client(client: list[object] | tuple[object, ...] | None) -> str:
-    """ASGI gives the peer as ``[host, port]``, or nothing at all for a unix socket."""
-    if not client:
-        return "unknown"
-    host, port = client[0], client[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def preview(text_data: str | None, bytes_data: bytes | None) -> str:
