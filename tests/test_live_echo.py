@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import urllib.error
 import urllib.request
 
@@ -11,13 +12,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import ServerFactory
-from tests.live import PROJECT_DIR, LiveServer, connect_echo, wait_for_log
+from tests.live import PROJECT_DIR, LiveServer, connect_echo, start_server, wait_for_log
 
 pytestmark = pytest.mark.live
 
 MIB = 1024 * 1024
 # Above daphne's own 1 MiB default, so passing proves the project's setting is what applies.
 RAISED_LIMIT = 3 * MIB // 2
+SHUTDOWN_REASON = "server shutting down"
 
 
 async def handshake_status(url: str, **options: object) -> int:
@@ -178,3 +180,30 @@ async def test_logs_connection_lifecycle(live_servers: ServerFactory, server_kin
     assert "type=text size=115" in log
     assert "messages_in=1 bytes_in=115 messages_out=1 bytes_out=115" in log
     assert "z" * 100 not in log, "a whole payload reached the log"
+
+
+async def test_compression_is_not_negotiated(echo_server: LiveServer) -> None:
+    """A client offering permessage-deflate gets plain frames: echoes are not recompressed."""
+    async with connect_echo(f"{echo_server.ws_url}/echo", compression="deflate") as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        await ws.send("plain")
+        assert await ws.recv() == "plain"
+
+
+async def test_shutdown_closes_with_1001(
+    server_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """SIGTERM closes open WebSockets with 1001 and a reason, and the process exits."""
+    server = start_server(server_kind, tmp_path_factory.mktemp("shutdown-logs"))
+    try:
+        async with connect_echo(f"{server.ws_url}/echo") as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            server.process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
+        server.process.wait(timeout=10)
+    finally:
+        server.stop()
