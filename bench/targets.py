@@ -31,10 +31,12 @@ def daphne(app: str) -> list[str]:
 
 
 def uvicorn(app: str) -> list[str]:
+    """The command docs/servers.md gives, for the raw echo too: the same server for both."""
     return [
         *(sys.executable, "-m", "uvicorn", "--host", HOST, "--port", "{port}"),
-        *("--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio"),
-        *("--lifespan", "off", "--no-access-log", "--ws-max-size", "1048576", app),
+        *("--no-proxy-headers", "--lifespan", "off", "--no-access-log"),
+        *("--http", "project.uvicorn_server:EchoHTTPProtocol"),
+        *("--ws", "project.uvicorn_server:EchoWebSocketProtocol", app),
     ]
 
 
