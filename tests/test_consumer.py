@@ -9,6 +9,7 @@ import pytest
 from channels.testing.websocket import WebsocketCommunicator
 from pytest_django import Settings
 
+from echo.consumers import EchoConsumer
 from project.asgi import application
 
 
@@ -208,3 +209,23 @@ async def test_message_over_the_limit_closes_with_1009(
     await client.send_to(**message)
     closed = await client.receive_output()
     assert closed == {"type": "websocket.close", "code": 1009, "reason": "message too big"}
+
+
+async def test_send_keeps_channels_contract() -> None:
+    """``EchoConsumer.send`` replaces Channels' own, so it must honour the same arguments."""
+    sent: list[dict[str, object]] = []
+
+    async def base_send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    consumer = EchoConsumer()
+    consumer.base_send = base_send
+    await consumer.send(text_data="")
+    await consumer.send(bytes_data=b"\x00", close=4000)
+    assert sent == [
+        {"type": "websocket.send", "text": ""},
+        {"type": "websocket.send", "bytes": b"\x00"},
+        {"type": "websocket.close", "code": 4000},
+    ]
+    with pytest.raises(ValueError, match="one of bytes_data or text_data"):
+        await consumer.send()
