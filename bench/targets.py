@@ -34,7 +34,7 @@ def uvicorn(app: str) -> list[str]:
     """The command docs/servers.md gives, for the raw echo too: the same server for both."""
     return [
         *(sys.executable, "-m", "uvicorn", "--host", HOST, "--port", "{port}"),
-        *("--no-proxy-headers", "--lifespan", "off", "--no-access-log"),
+        *("--no-proxy-headers", "--lifespan", "off"),
         *("--http", "project.uvicorn_server:EchoHTTPProtocol"),
         *("--ws", "project.uvicorn_server:EchoWebSocketProtocol", app),
     ]
