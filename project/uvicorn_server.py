@@ -19,8 +19,9 @@ and it behaves as it does under daphne (``project/daphne_server.py``). uvicorn 0
 * Text that is not UTF-8 (a client's error, answered with 1007) is logged at ERROR with a
   traceback, so any client can fill the error log.
 * A client's close without a code is answered with an empty close rather than 1000.
-* On shutdown open WebSockets get 1012 (service restart); the project says 1001 (going away)
-  with a reason, under every server.
+* On shutdown open WebSockets get 1012 (service restart), and a handshake the application has
+  not answered yet gets 500; the project says 1001 (going away) with a reason, and 503, under
+  every server.
 
 The supported uvicorn range is pinned in ``pyproject.toml``: ``send_receive_event_to_app`` is
 uvicorn's own with one branch changed, and the live tests run under uvicorn too.
@@ -162,12 +163,19 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_close(event)
 
     def shutdown(self) -> None:
-        if not self.handshake_complete or self.close_sent:
+        if self.close_sent or self.initial_response is not None:
             super().shutdown()
             return
         self.stop_keepalive()
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.GOING_AWAY})
-        self.conn.send_close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
+        if self.handshake_complete:
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.GOING_AWAY})
+            self.conn.send_close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
+            self.close_sent = True
+        else:
+            # The application has not answered the handshake yet. As after uvicorn's own 403,
+            # nothing more may go out: not its accept, nor uvicorn's 500 when it gives up.
+            response = self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, f"{SHUTDOWN_REASON}\n")
+            self.conn.send_response(response)
+            self.handshake_complete = self.close_sent = True
         self.transport.write(b"".join(self.conn.data_to_send()))
-        self.close_sent = True
         self.transport.close()
