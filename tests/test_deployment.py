@@ -1,4 +1,5 @@
-"""The shipped deployment for real: nginx (deploy/nginx) in front of two daphne processes."""
+"""The shipped deployment for real: nginx (deploy/nginx) in front of two server processes,
+under each production server (daphne, and uvicorn per docs/servers.md)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.live import (
     HOST,
     PROJECT_DIR,
+    SERVER_KINDS,
     LiveServer,
     connect_echo,
     free_port,
@@ -38,7 +40,9 @@ pytestmark = pytest.mark.live
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SITE = PROJECT_DIR / "deploy/nginx/channels-echo.conf"
-# Clients "elsewhere": loopback addresses other than the one nginx connects to daphne from.
+# The development server has no place behind nginx.
+BACKEND_KINDS = [kind for kind in SERVER_KINDS if kind != "runserver"]
+# Clients "elsewhere": loopback addresses other than the one nginx connects to backends from.
 CLIENT_ADDRESS = "127.0.0.3"
 STRANGER_ADDRESS = "127.0.0.4"
 BACKEND_SETTINGS = {"ECHO_TRUSTED_PROXIES": "127.0.0.1", "LOG_LEVEL": "INFO"}
@@ -140,16 +144,16 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @contextmanager
-def deployment(log_dir: Path) -> Iterator[Deployment]:
+def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
     prefix = Path(tempfile.mkdtemp(prefix="channels-echo-nginx-"))
     backends: list[LiveServer] = []
     nginx = None
     try:
         static_root = prefix / "static"
         collect_static(static_root)
-        # Only nginx can serve this file: the daphne processes are not given DJANGO_STATIC_ROOT.
+        # Only nginx can serve this file: the backends are not given DJANGO_STATIC_ROOT.
         (static_root / "served-by-nginx.txt").write_text("from disk\n")
-        backends = [start_server("daphne", log_dir, BACKEND_SETTINGS) for _ in range(2)]
+        backends = [start_server(kind, log_dir, BACKEND_SETTINGS) for _ in range(2)]
         port = free_port()
         site = render_site(port, [backend.port for backend in backends], static_root)
         config = prefix / "nginx.conf"
@@ -178,10 +182,12 @@ def deployment(log_dir: Path) -> Iterator[Deployment]:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """One nginx + two daphne deployment shared by the tests that leave it as they found it."""
-    with deployment(tmp_path_factory.mktemp("deployment-logs")) as running:
+@pytest.fixture(scope="module", params=BACKEND_KINDS)
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One nginx + two backends deployment shared by the tests that leave it as they found it."""
+    with deployment(request.param, tmp_path_factory.mktemp("deployment-logs")) as running:
         yield running
 
 
@@ -208,7 +214,7 @@ def backend_connections(backend: LiveServer) -> int:
 
 
 def test_page_and_static_files_come_through_nginx(site: Deployment) -> None:
-    """The index page is proxied to daphne; static files are served by nginx from disk."""
+    """The index page is proxied to the backends; static files are served by nginx from disk."""
     status, _, page = http_get(site.port, "/")
     assert status == 200
     assert b'data-subprotocol="echo"' in page
@@ -229,7 +235,7 @@ async def test_websocket_echoes_through_nginx(site: Deployment) -> None:
 
 
 async def test_connections_spread_over_both_processes(site: Deployment) -> None:
-    """Connections opened through nginx land on both daphne processes."""
+    """Connections opened through nginx land on both backend processes."""
     async with all_open([connect_echo(site.ws_url) for _ in range(6)]):
         counts = [backend_connections(backend) for backend in site.backends]
     assert all(count >= 2 for count in counts), counts
@@ -255,17 +261,18 @@ async def test_logged_client_is_the_real_one(site: Deployment) -> None:
 
 
 async def test_forwarded_for_is_ignored_from_untrusted_peers(site: Deployment) -> None:
-    """A client reaching daphne directly cannot choose its logged address with a header."""
+    """A client reaching a backend directly cannot choose its logged address with a header."""
     backend = site.backends[0]
     await echo_claiming(f"{backend.ws_url}/echo", STRANGER_ADDRESS, "198.51.100.9")
     assert "198.51.100.9" not in await logged_client(backend.log, STRANGER_ADDRESS)
 
 
+@pytest.mark.parametrize("kind", BACKEND_KINDS)
 async def test_sigterm_closes_with_1001_and_nginx_routes_around(
-    tmp_path_factory: pytest.TempPathFactory,
+    kind: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """SIGTERM closes a process's clients with 1001; new connections keep succeeding."""
-    with deployment(tmp_path_factory.mktemp("sigterm-logs")) as running:
+    with deployment(kind, tmp_path_factory.mktemp("sigterm-logs")) as running:
         doomed, survivor = running.backends
         async with all_open([connect_echo(running.ws_url) for _ in range(6)]) as clients:
             on_doomed = backend_connections(doomed)
