@@ -11,7 +11,7 @@ PORT ?= 8000
 SYSTEM_PACKAGES := chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages run serve test lint format lock bench bench-quick clean
+.PHONY: install system-packages run serve serve-uvicorn test lint format lock bench bench-quick clean
 
 install: $(INSTALLED)
 
@@ -40,6 +40,13 @@ run: $(INSTALLED)
 ## Production-style server: DEBUG off, so DJANGO_SECRET_KEY must be set
 serve: $(INSTALLED)
 	$(BIN)/daphne --bind $(HOST) --port $(PORT) project.asgi:application
+
+## The same under uvicorn, with the project's protocol classes (docs/servers.md)
+serve-uvicorn: $(INSTALLED)
+	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-proxy-headers --lifespan off \
+		--http project.uvicorn_server:EchoHTTPProtocol \
+		--ws project.uvicorn_server:EchoWebSocketProtocol \
+		project.asgi:application
 
 ## Lint, format check and the whole test suite
 test: lint system-packages $(INSTALLED)

@@ -1,4 +1,5 @@
-"""ASGI entry point: ``daphne project.asgi:application`` and ``manage.py runserver`` load this.
+"""ASGI entry point: ``daphne project.asgi:application``, ``manage.py runserver`` and uvicorn
+(docs/servers.md) load this.
 
 Every connection first has its client address taken from a trusted proxy's headers (if any).
 HTTP then goes to Django; WebSocket handshakes pass the Origin check, then the echo routes. A
