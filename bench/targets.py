@@ -80,9 +80,11 @@ ENVIRONMENT = {
     "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "LOG_LEVEL": "INFO",
     "PYTHONUNBUFFERED": "1",
-    # As deploy/channels-echo.env sets it, for every target alike: without it 64 KiB throughput
-    # depends on where glibc's heap happened to end up at start-up (docs/performance.md).
-    "MALLOC_TRIM_THRESHOLD_": "1048576",
+    # As deploy/channels-echo.env sets them, for every target alike: without them 64 KiB
+    # throughput depends on where glibc's heap happened to end up at start-up
+    # (docs/performance.md).
+    "MALLOC_MMAP_THRESHOLD_": "1048576",
+    "MALLOC_TRIM_THRESHOLD_": "4194304",
 }
 
 
