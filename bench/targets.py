@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from project import uvicorn_server
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -34,9 +36,8 @@ def uvicorn(app: str) -> list[str]:
     """The command docs/servers.md gives, for the raw echo too: the same server for both."""
     return [
         *(sys.executable, "-m", "uvicorn", "--host", HOST, "--port", "{port}"),
-        *("--no-proxy-headers", "--lifespan", "off"),
-        *("--http", "project.uvicorn_server:EchoHTTPProtocol"),
-        *("--ws", "project.uvicorn_server:EchoWebSocketProtocol", app),
+        *uvicorn_server.COMMAND_OPTIONS,
+        app,
     ]
 
 

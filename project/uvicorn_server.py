@@ -47,6 +47,13 @@ from echo.connections import describe_client
 
 logger = logging.getLogger(__name__)
 
+# The options of the uvicorn command above, between the address and the application; the live
+# tests and the benchmark start uvicorn with exactly these.
+COMMAND_OPTIONS = (
+    *("--no-proxy-headers", "--lifespan", "off"),
+    *("--http", "project.uvicorn_server:EchoHTTPProtocol"),
+    *("--ws", "project.uvicorn_server:EchoWebSocketProtocol"),
+)
 SUPPORTED_VERSION = "13"
 SHUTDOWN_REASON = "server shutting down"
 # A client's close without a code is answered with this (RFC 6455 allows either).

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from project import uvicorn_server
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 SECRET_KEY = "live-test-secret-key-only-for-these-processes-0123456789abcdefghij"
@@ -34,12 +36,6 @@ LOG_POLL_INTERVAL = 0.1
 # tests, which is why the project does not support it (docs/servers.md).
 DEFAULT_SERVER_KINDS = ("daphne", "runserver", "uvicorn")
 OPTIONAL_SERVER_KINDS = ("granian",)
-# The uvicorn command line of README and docs/servers.md, after the address.
-UVICORN_OPTIONS = (
-    *("--no-proxy-headers", "--lifespan", "off"),
-    *("--http", "project.uvicorn_server:EchoHTTPProtocol"),
-    *("--ws", "project.uvicorn_server:EchoWebSocketProtocol"),
-)
 SERVER_KINDS = tuple(
     kind.strip()
     for kind in os.environ.get("ECHO_TEST_SERVERS", ",".join(DEFAULT_SERVER_KINDS)).split(",")
@@ -57,7 +53,7 @@ def server_command(kind: str, port: int) -> list[str]:
     if kind == "uvicorn":
         return [
             *(sys.executable, "-m", "uvicorn", "--host", HOST, "--port", str(port)),
-            *UVICORN_OPTIONS,
+            *uvicorn_server.COMMAND_OPTIONS,
             "project.asgi:application",
         ]
     if kind == "granian":
