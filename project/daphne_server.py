@@ -52,6 +52,8 @@ from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http
 
+from echo.connections import SHUTDOWN_REASON
+
 # How long a closing connection may take to flush its last bytes (the close frame) to a client
 # before the socket is aborted; bounds what a client that stopped reading can hold.
 CLOSE_FLUSH_TIMEOUT = 5.0
@@ -64,7 +66,6 @@ WRITE_HIGH_WATER = 256 * 1024
 MAX_PENDING_MESSAGES = 16
 # On shutdown, open WebSockets get this long to answer their 1001 close before the process exits.
 SHUTDOWN_GRACE = 5.0
-SHUTDOWN_REASON = b"server shutting down"
 
 # The open WebSockets of this process, closed with 1001 (going away) when it shuts down.
 open_websockets: set[EchoWebSocketProtocol] = set()
@@ -108,7 +109,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def onConnect(self, request: Any) -> Any:
         if EchoWebSocketProtocol.draining:
-            raise ConnectionDeny(503, "server shutting down")
+            raise ConnectionDeny(503, SHUTDOWN_REASON)
         return super().onConnect(request)
 
     def onOpen(self) -> None:
@@ -301,7 +302,7 @@ def close_websockets_for_shutdown() -> defer.Deferred[None]:
     """Say goodbye with 1001 to every open WebSocket; the reactor waits (boundedly) for them."""
     EchoWebSocketProtocol.draining = True
     for websocket in list(open_websockets):
-        websocket.sendCloseFrame(code=1001, reasonUtf8=SHUTDOWN_REASON)
+        websocket.sendCloseFrame(code=1001, reasonUtf8=SHUTDOWN_REASON.encode())
     all_closed: defer.Deferred[None] = defer.Deferred()
     deadline = reactor.seconds() + SHUTDOWN_GRACE
 

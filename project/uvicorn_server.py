@@ -43,7 +43,7 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from echo.connections import describe_client
+from echo.connections import SHUTDOWN_REASON, describe_client
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ COMMAND_OPTIONS = (
     *("--ws", "project.uvicorn_server:EchoWebSocketProtocol"),
 )
 SUPPORTED_VERSION = "13"
-SHUTDOWN_REASON = "server shutting down"
 # A client's close without a code is answered with this (RFC 6455 allows either).
 NORMAL_CLOSE_FRAME = Frame(
     Opcode.CLOSE, Close(CloseCode.NORMAL_CLOSURE, "").serialize()

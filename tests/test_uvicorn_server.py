@@ -11,7 +11,8 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from project.uvicorn_server import SHUTDOWN_REASON, EchoWebSocketProtocol
+from echo.connections import SHUTDOWN_REASON
+from project.uvicorn_server import EchoWebSocketProtocol
 
 HANDSHAKE = (
     b"GET /echo HTTP/1.1\r\n"
