@@ -44,8 +44,8 @@ serve: $(INSTALLED)
 ## The same under uvicorn, with the project's protocol classes (docs/servers.md)
 serve-uvicorn: $(INSTALLED)
 	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-proxy-headers --lifespan off \
-		--http project.uvicorn_server:EchoHTTPProtocol \
-		--ws project.uvicorn_server:EchoWebSocketProtocol \
+		--http servers.uvicorn:EchoHTTPProtocol \
+		--ws servers.uvicorn:EchoWebSocketProtocol \
 		project.asgi:application
 
 ## Lint, format check and the whole test suite

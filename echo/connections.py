@@ -1,15 +1,7 @@
 """The echo WebSockets of this process: how many are open (read by the connection cap and
-/healthz), how their clients are named in the log, and what they are told when it stops.
-
-Nothing here imports Django, so the server adjustments in ``project/`` can use it before the
-application is loaded.
-"""
+/healthz), and how their clients are named in the log."""
 
 from __future__ import annotations
-
-# The reason of the 1001 close, and the body of the 503 for handshakes, when the process shuts
-# down; the same under every server.
-SHUTDOWN_REASON = "server shutting down"
 
 
 class OpenConnections:

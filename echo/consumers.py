@@ -4,6 +4,10 @@ This is the Channels counterpart of the Perfect example's ``EchoHandler``: the h
 accepted only for clients that offer the ``echo`` subprotocol, text comes back as text and
 binary as binary, and an optional idle timeout closes silent connections. The ASGI server
 reassembles fragmented messages and answers pings before anything reaches this module.
+
+``EchoConsumer`` is a plain ``AsyncWebsocketConsumer``, in the shape of Channels' tutorial.
+``/echo`` serves ``FastEchoConsumer``: the same consumer on ``FastWebsocketConsumer``, which
+delivers messages with less overhead and changes nothing else.
 """
 
 from __future__ import annotations
@@ -12,12 +16,11 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from echo.connections import describe_client, open_connections
+from echo.fastpath import FastWebsocketConsumer
 from echo.idle import IdleTimer
 
 logger = logging.getLogger(__name__)
@@ -65,71 +68,6 @@ class EchoConsumer(AsyncWebsocketConsumer):
     max_message_size = 0
     log_messages = False
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        """Channels' consumer loop for a consumer with no channel layer: one input, no tasks.
-
-        Channels multiplexes the client and a channel layer with a new task and an
-        ``asyncio.wait`` per message; with the client as the only input, awaiting it directly
-        does the same work for a fraction of the cost.
-        """
-        self.scope = scope
-        self.channel_layer = None
-        self.base_send = send
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-        finally:
-            self.release()
-
-    def release(self) -> None:
-        """Here, not in disconnect(), which is skipped when the server cancels the application:
-        no timer, task or count may outlive the connection."""
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-        if self.idle_close is not None and not self.idle_close.done():
-            self.idle_close.cancel()
-        if self.counts is not None:
-            open_connections.closed()
-
-    async def dispatch(self, message: dict[str, object]) -> None:
-        """Channels' dispatch, minus its ``aclose_old_connections()`` before every message.
-
-        That call closes stale database connections through a thread-pool hop; this consumer
-        never touches a database, and the hop was over a third of the cost of an echo. Messages
-        go straight to ``receive()``, without building a handler name or passing through
-        ``websocket_receive()``.
-        """
-        if message["type"] == "websocket.receive":
-            await self.receive(message.get("text"), message.get("bytes"))
-            return
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
-
-    async def send(
-        self,
-        text_data: str | None = None,
-        bytes_data: bytes | None = None,
-        close: bool | int = False,
-    ) -> None:
-        """Channels' ``send()``, handing the message to the server itself.
-
-        Channels' version passes each message on through ``AsyncConsumer.send()``, one more
-        coroutine per echo for nothing this consumer uses; together with ``websocket_receive()``
-        that was a fifth of the consumer's time per message.
-        """
-        if text_data is not None:
-            await self.base_send({"type": "websocket.send", "text": text_data})
-        elif bytes_data is not None:
-            await self.base_send({"type": "websocket.send", "bytes": bytes_data})
-        else:
-            raise ValueError("You must pass one of bytes_data or text_data")
-        if close:
-            await self.close(close)
-
     async def connect(self) -> None:
         self.client = describe_client(self.scope.get("client"))
         offered = self.scope.get("subprotocols", [])
@@ -152,6 +90,11 @@ class EchoConsumer(AsyncWebsocketConsumer):
             await self.close_with(CLOSE_TRY_AGAIN_LATER, AT_CAPACITY_REASON)
             return
         open_connections.opened()
+        # Released when the connection's task ends, however it ends: the server may cancel it
+        # without a disconnect(), and no timer or count may outlive the connection.
+        current_task = asyncio.current_task()
+        assert current_task is not None
+        current_task.add_done_callback(self.release)
         # Read once per connection rather than once per message.
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.log_messages = logger.isEnabledFor(logging.DEBUG)
@@ -213,6 +156,13 @@ class EchoConsumer(AsyncWebsocketConsumer):
             counts.bytes_out,
         )
 
+    def release(self, _: asyncio.Task[None]) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.idle_close is not None and not self.idle_close.done():
+            self.idle_close.cancel()
+        open_connections.closed()
+
     def on_idle(self) -> None:
         logger.info(
             "event=idle_timeout client=%s timeout=%s", self.client, settings.ECHO_IDLE_TIMEOUT
@@ -224,3 +174,19 @@ class EchoConsumer(AsyncWebsocketConsumer):
         if not self.closing:
             self.closing = True
             await self.close(code=code, reason=reason)
+
+
+class FastEchoConsumer(FastWebsocketConsumer, EchoConsumer):
+    """What ``/echo`` serves: ``EchoConsumer`` on the fast path (``echo/fastpath.py``).
+
+    It changes how fast messages reach ``EchoConsumer``, not what it does with them; the
+    consumer tests run against both.
+    """
+
+
+class UnknownPathConsumer(AsyncWebsocketConsumer):
+    """The last WebSocket route: anything that reaches it asked for a path we do not serve."""
+
+    async def connect(self) -> None:
+        logger.info("event=refused reason=unknown_path path=%s", self.scope.get("path"))
+        await self.close()

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from echo.consumers import EchoConsumer
+from echo.consumers import FastEchoConsumer
 
 websocket_urlpatterns = [
-    path("echo", EchoConsumer.as_asgi()),
+    path("echo", FastEchoConsumer.as_asgi()),
 ]

@@ -17,19 +17,17 @@ django_asgi_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from echo.consumers import UnknownPathConsumer  # noqa: E402
 from echo.routing import websocket_urlpatterns  # noqa: E402
-from project import daphne_server  # noqa: E402
-from project.handshake import BrowserOriginValidator, UnknownPathRefusal  # noqa: E402
+from project.origin import BrowserOriginValidator  # noqa: E402
 from project.proxy import TrustedProxyHeaders  # noqa: E402
-
-daphne_server.install()
 
 application = TrustedProxyHeaders(
     ProtocolTypeRouter(
         {
             "http": django_asgi_application,
             "websocket": BrowserOriginValidator(
-                URLRouter([*websocket_urlpatterns, re_path(r"", UnknownPathRefusal.as_asgi())])
+                URLRouter([*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())])
             ),
         }
     )

@@ -77,6 +77,8 @@ LOG_LEVEL = env_choice(
 INSTALLED_APPS = [
     # daphne first, so that `manage.py runserver` is its ASGI server rather than Django's WSGI one.
     "daphne",
+    # The project's adjustments to daphne, applied once settings are loaded (servers/apps.py).
+    "servers",
     "django.contrib.staticfiles",
     "echo",
 ]
@@ -127,6 +129,7 @@ LOGGING = {
     "loggers": {
         "echo": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "project": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "servers": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "daphne": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },

@@ -1,4 +1,9 @@
-"""The echo consumer through the real ``project.asgi.application``, driven in-process."""
+"""The echo consumer through the real ``project.asgi.application``, driven in-process.
+
+Every echo test runs twice: against ``/echo`` as the project serves it (``FastEchoConsumer``)
+and against the plain ``EchoConsumer`` on Channels' own loop, behind the same origin check.
+The fast base may change speed, never behaviour.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,58 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from channels.routing import URLRouter
 from channels.testing.websocket import WebsocketCommunicator
+from django.urls import path as route
+from django.urls import re_path
 from pytest_django import Settings
 
-from echo.consumers import EchoConsumer
+from echo.consumers import EchoConsumer, UnknownPathConsumer
 from project.asgi import application
+from project.origin import BrowserOriginValidator
+from tests.timing import bound
+
+ClientFactory = Callable[..., WebsocketCommunicator]
+
+# The project's application, and the same routes serving the plain consumer.
+APPLICATIONS = {
+    "fast": application,
+    "stock": BrowserOriginValidator(
+        URLRouter(
+            [route("echo", EchoConsumer.as_asgi()), re_path(r"", UnknownPathConsumer.as_asgi())]
+        )
+    ),
+}
 
 
-def echo_client(
-    path: str = "/echo",
-    subprotocols: list[str] | None = None,
-    origin: bytes | None = None,
-) -> WebsocketCommunicator:
-    headers = [(b"origin", origin)] if origin is not None else []
-    return WebsocketCommunicator(
-        application,
-        path,
-        headers=headers,
-        subprotocols=["echo"] if subprotocols is None else subprotocols,
-    )
+@pytest.fixture(params=list(APPLICATIONS))
+def echo_client(request: pytest.FixtureRequest) -> ClientFactory:
+    """Opens in-process connections to each version of the consumer in turn."""
+
+    def open_client(
+        path: str = "/echo",
+        subprotocols: list[str] | None = None,
+        origin: bytes | None = None,
+    ) -> WebsocketCommunicator:
+        headers = [(b"origin", origin)] if origin is not None else []
+        return WebsocketCommunicator(
+            APPLICATIONS[request.param],
+            path,
+            headers=headers,
+            subprotocols=["echo"] if subprotocols is None else subprotocols,
+        )
+
+    return open_client
 
 
-async def test_accepts_and_negotiates_echo() -> None:
+async def test_accepts_and_negotiates_echo(echo_client: ClientFactory) -> None:
     """A client offering ``echo`` is accepted with ``echo`` as the subprotocol."""
     client = echo_client()
     assert await client.connect() == (True, "echo")
     await client.disconnect()
 
 
-async def test_picks_echo_among_several_offers() -> None:
+async def test_picks_echo_among_several_offers(echo_client: ClientFactory) -> None:
     """A client offering ``chat, echo`` is accepted with ``echo``, never with ``chat``."""
     client = echo_client(subprotocols=["chat", "echo"])
     assert await client.connect() == (True, "echo")
@@ -42,35 +70,37 @@ async def test_picks_echo_among_several_offers() -> None:
 
 
 @pytest.mark.parametrize("offered", [[], ["chat"], ["Echo"], ["echo2"]])
-async def test_refuses_without_echo_subprotocol(offered: list[str]) -> None:
+async def test_refuses_without_echo_subprotocol(
+    echo_client: ClientFactory, offered: list[str]
+) -> None:
     """A client that does not offer exactly ``echo`` is refused before the handshake completes."""
     client = echo_client(subprotocols=offered)
     connected, _ = await client.connect()
     assert connected is False
 
 
-async def test_refuses_foreign_origin() -> None:
+async def test_refuses_foreign_origin(echo_client: ClientFactory) -> None:
     """A browser page on a host outside ALLOWED_HOSTS is refused."""
     client = echo_client(origin=b"http://evil.example")
     connected, _ = await client.connect()
     assert connected is False
 
 
-async def test_accepts_same_host_origin() -> None:
+async def test_accepts_same_host_origin(echo_client: ClientFactory) -> None:
     """A browser page served from an allowed host is accepted."""
     client = echo_client(origin=b"http://localhost:8000")
     assert await client.connect() == (True, "echo")
     await client.disconnect()
 
 
-async def test_accepts_missing_origin() -> None:
+async def test_accepts_missing_origin(echo_client: ClientFactory) -> None:
     """A non-browser client that sends no Origin header is accepted."""
     client = echo_client(origin=None)
     assert await client.connect() == (True, "echo")
     await client.disconnect()
 
 
-async def test_refuses_unknown_path() -> None:
+async def test_refuses_unknown_path(echo_client: ClientFactory) -> None:
     """A WebSocket handshake for a path other than /echo is refused, not an error."""
     client = echo_client(path="/nowhere")
     connected, _ = await client.connect()
@@ -82,7 +112,7 @@ async def test_refuses_unknown_path() -> None:
     ["hello", "", "naïve café", "emoji 🎉 beyond the BMP 𝄞", "x" * 70_000],
     ids=["ascii", "empty", "latin", "astral", "long"],
 )
-async def test_echoes_text_as_text(text: str) -> None:
+async def test_echoes_text_as_text(echo_client: ClientFactory, text: str) -> None:
     """A text message comes back as the identical text message."""
     client = echo_client()
     await client.connect()
@@ -97,7 +127,7 @@ async def test_echoes_text_as_text(text: str) -> None:
     [b"\x00\x01\xfe\xff", b"", bytes(range(256)) * 300],
     ids=["small", "empty", "long"],
 )
-async def test_echoes_binary_as_binary(data: bytes) -> None:
+async def test_echoes_binary_as_binary(echo_client: ClientFactory, data: bytes) -> None:
     """A binary message comes back as the identical binary message."""
     client = echo_client()
     await client.connect()
@@ -106,7 +136,7 @@ async def test_echoes_binary_as_binary(data: bytes) -> None:
     await client.disconnect()
 
 
-async def test_keeps_order_over_many_messages() -> None:
+async def test_keeps_order_over_many_messages(echo_client: ClientFactory) -> None:
     """A thousand interleaved text and binary messages come back in the order they were sent."""
     client = echo_client()
     await client.connect()
@@ -124,28 +154,37 @@ async def test_keeps_order_over_many_messages() -> None:
     await client.disconnect()
 
 
-async def test_no_idle_timeout_by_default(settings: Settings) -> None:
-    """Without ECHO_IDLE_TIMEOUT a silent connection stays open."""
+async def test_no_idle_timeout_by_default(echo_client: ClientFactory, settings: Settings) -> None:
+    """Without ECHO_IDLE_TIMEOUT a silent connection stays open past another's idle timeout."""
     assert settings.ECHO_IDLE_TIMEOUT is None
-    client = echo_client()
-    await client.connect()
-    await asyncio.sleep(0.5)
-    assert await client.receive_nothing(timeout=0.1)
-    await client.send_to(text_data="still here")
-    assert await client.receive_from() == "still here"
-    await client.disconnect()
+    settings.ECHO_IDLE_TIMEOUT = 0.2
+    timed = echo_client()
+    await timed.connect()
+    settings.ECHO_IDLE_TIMEOUT = None
+    untimed = echo_client()
+    await untimed.connect()
+    closed = await timed.receive_output(timeout=bound(2))
+    assert closed == {"type": "websocket.close", "code": 1000, "reason": "idle timeout"}
+    assert await untimed.receive_nothing(timeout=0.3)
+    await untimed.send_to(text_data="still here")
+    assert await untimed.receive_from() == "still here"
+    await untimed.disconnect()
 
 
-async def test_idle_timeout_closes_normally_with_reason(settings: Settings) -> None:
+async def test_idle_timeout_closes_normally_with_reason(
+    echo_client: ClientFactory, settings: Settings
+) -> None:
     """A connection silent for ECHO_IDLE_TIMEOUT seconds is closed with 1000 and a reason."""
     settings.ECHO_IDLE_TIMEOUT = 0.3
     client = echo_client()
     await client.connect()
-    closed = await client.receive_output(timeout=2)
+    closed = await client.receive_output(timeout=bound(2))
     assert closed == {"type": "websocket.close", "code": 1000, "reason": "idle timeout"}
 
 
-async def test_each_message_restarts_the_idle_clock(settings: Settings) -> None:
+async def test_each_message_restarts_the_idle_clock(
+    echo_client: ClientFactory, settings: Settings
+) -> None:
     """A connection that keeps sending stays open past the idle timeout."""
     settings.ECHO_IDLE_TIMEOUT = 0.4
     client = echo_client()
@@ -154,7 +193,7 @@ async def test_each_message_restarts_the_idle_clock(settings: Settings) -> None:
         await asyncio.sleep(0.2)
         await client.send_to(text_data=str(i))
         assert await client.receive_from() == str(i)
-    closed = await client.receive_output(timeout=2)
+    closed = await client.receive_output(timeout=bound(2))
     assert closed["type"] == "websocket.close"
     assert closed["code"] == 1000
 
@@ -169,7 +208,10 @@ async def server_cancels(client: WebsocketCommunicator) -> None:
 
 @pytest.mark.parametrize("end", [client_leaves, server_cancels], ids=lambda end: end.__name__)
 async def test_idle_timer_does_not_outlive_the_connection(
-    settings: Settings, caplog: pytest.LogCaptureFixture, end: Callable[..., Awaitable[None]]
+    echo_client: ClientFactory,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    end: Callable[..., Awaitable[None]],
 ) -> None:
     """However a connection ends before its idle timeout, no timer is left to fire later."""
     settings.ECHO_IDLE_TIMEOUT = 0.2
@@ -182,7 +224,7 @@ async def test_idle_timer_does_not_outlive_the_connection(
     assert "event=idle_timeout" not in caplog.text
 
 
-async def test_message_at_the_limit_echoes(settings: Settings) -> None:
+async def test_message_at_the_limit_echoes(echo_client: ClientFactory, settings: Settings) -> None:
     """A message exactly ECHO_MAX_MESSAGE_SIZE bytes long comes back intact."""
     settings.ECHO_MAX_MESSAGE_SIZE = 64
     client = echo_client()
@@ -200,7 +242,7 @@ async def test_message_at_the_limit_echoes(settings: Settings) -> None:
     ids=["binary", "text", "multibyte-text"],
 )
 async def test_message_over_the_limit_closes_with_1009(
-    settings: Settings, message: dict[str, str | bytes]
+    echo_client: ClientFactory, settings: Settings, message: dict[str, str | bytes]
 ) -> None:
     """A message one byte over ECHO_MAX_MESSAGE_SIZE (counted in UTF-8 bytes) ends with 1009."""
     settings.ECHO_MAX_MESSAGE_SIZE = 64
@@ -209,23 +251,3 @@ async def test_message_over_the_limit_closes_with_1009(
     await client.send_to(**message)
     closed = await client.receive_output()
     assert closed == {"type": "websocket.close", "code": 1009, "reason": "message too big"}
-
-
-async def test_send_keeps_channels_contract() -> None:
-    """``EchoConsumer.send`` replaces Channels' own, so it must honour the same arguments."""
-    sent: list[dict[str, object]] = []
-
-    async def base_send(message: dict[str, object]) -> None:
-        sent.append(message)
-
-    consumer = EchoConsumer()
-    consumer.base_send = base_send
-    await consumer.send(text_data="")
-    await consumer.send(bytes_data=b"\x00", close=4000)
-    assert sent == [
-        {"type": "websocket.send", "text": ""},
-        {"type": "websocket.send", "bytes": b"\x00"},
-        {"type": "websocket.close", "code": 4000},
-    ]
-    with pytest.raises(ValueError, match="one of bytes_data or text_data"):
-        await consumer.send()

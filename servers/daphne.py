@@ -31,10 +31,13 @@ WebSocket clients are right, cannot live with:
   the application without bound and Twisted buffers every echo, so one such client can grow
   the process by as much as it sends.
 
-``install()`` makes every daphne server in the process use the classes below; ``project/asgi.py``
-calls it, so it holds under ``manage.py runserver`` and the ``daphne`` command alike. The
-supported daphne range is pinned in ``pyproject.toml``, and ``tests/test_daphne_server.py`` fails
-if a daphne release changes what this relies on.
+``install()`` makes every daphne server in the process use the classes below; ``servers.apps``
+calls it when Django starts, so it holds under ``manage.py runserver`` and the ``daphne`` command
+alike. The internals of daphne, autobahn and Twisted used here are listed in
+``tests/test_server_contracts.py``, which fails when a release renames one or changes its
+signature; ``tests/test_daphne_adjustments.py`` shows each adjustment is still needed. The
+supported ranges are pinned in ``pyproject.toml``; docs/upstream.md says what to delete when
+a fix is released upstream.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http
 
-from echo.connections import SHUTDOWN_REASON
+from servers import SHUTDOWN_REASON
 
 # How long a closing connection may take to flush its last bytes (the close frame) to a client
 # before the socket is aborted; bounds what a client that stopped reading can hold.
@@ -318,6 +321,8 @@ def close_websockets_for_shutdown() -> defer.Deferred[None]:
 
 def install() -> None:
     """Make every daphne server in this process build the project's protocol classes."""
+    if WebSocketFactory.protocol is EchoWebSocketProtocol:
+        return
     WebSocketFactory.protocol = EchoWebSocketProtocol
     daphne.server.HTTPFactory = EchoHTTPFactory
     reactor.addSystemEventTrigger("before", "shutdown", close_websockets_for_shutdown)

@@ -3,10 +3,10 @@
 Run the project under uvicorn as::
 
     uvicorn project.asgi:application --no-proxy-headers --lifespan off \\
-        --http project.uvicorn_server:EchoHTTPProtocol \\
-        --ws project.uvicorn_server:EchoWebSocketProtocol
+        --http servers.uvicorn:EchoHTTPProtocol \\
+        --ws servers.uvicorn:EchoWebSocketProtocol
 
-and it behaves as it does under daphne (``project/daphne_server.py``). uvicorn 0.54 with its
+and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 with its
 ``websockets-sansio`` implementation differs in these ways, which the classes below close:
 
 * A TCP connection that sends nothing, or trickles its request a byte at a time, is kept open
@@ -43,7 +43,7 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from echo.connections import SHUTDOWN_REASON, describe_client
+from servers import SHUTDOWN_REASON
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,14 @@ SUPPORTED_VERSION = "13"
 NORMAL_CLOSE_FRAME = Frame(
     Opcode.CLOSE, Close(CloseCode.NORMAL_CLOSURE, "").serialize()
 ).serialize(mask=False)
+
+
+def peer_name(client: tuple[str, int] | None) -> str:
+    """The client as the echo app's log lines name it: ``host:port``, ``[v6 host]:port``."""
+    if client is None:
+        return "unknown"
+    host, port = client
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class EchoHTTPProtocol(HttpToolsProtocol):
@@ -87,7 +95,7 @@ class EchoHTTPProtocol(HttpToolsProtocol):
         self.handshake_deadline = None
         logger.info(
             "event=handshake_timeout client=%s timeout=%s",
-            describe_client(self.client),
+            peer_name(self.client),
             settings.ECHO_HANDSHAKE_TIMEOUT,
         )
         self.transport.close()
@@ -122,7 +130,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if len(versions) == 1 and versions[0].isdigit() and versions[0] != SUPPORTED_VERSION:
             logger.info(
                 "event=refused client=%s reason=unsupported_version offered=%s",
-                describe_client(self.client),
+                peer_name(self.client),
                 versions[0],
             )
             response = self.conn.reject(
@@ -149,7 +157,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             except UnicodeDecodeError as error:
                 logger.info(
                     "event=invalid_utf8 client=%s position=%d",
-                    describe_client(self.client),
+                    peer_name(self.client),
                     error.start,
                 )
                 self.conn.send_close(CloseCode.INVALID_DATA)

@@ -1,11 +1,9 @@
-"""Who may open a WebSocket here: the checks ``asgi.py`` wraps around the echo routes.
+"""Which browser pages may open a WebSocket here: the check ``asgi.py`` wraps around the routes.
 
 Browsers always send ``Origin``, so a page on a foreign site is refused (HTTP 403) before it can
 use a visitor's browser against this server. Command-line tools and SDKs send no ``Origin`` at
 all; Channels' ``AllowedHostsOriginValidator`` would refuse them too, which is wrong for a
 service meant to be called from any WebSocket client, so a missing header is accepted here.
-A handshake for a path with no route is refused with 403 as well, instead of the server error
-an unmatched ``URLRouter`` would cause.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import logging
 from typing import Any
 from urllib.parse import ParseResult
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
@@ -34,11 +31,3 @@ class BrowserOriginValidator(OriginValidator):
             return True
         logger.info("event=refused reason=foreign_origin origin=%s", parsed_origin.geturl())
         return False
-
-
-class UnknownPathRefusal(AsyncWebsocketConsumer):
-    """The last WebSocket route: anything that reaches it has asked for a path we do not serve."""
-
-    async def connect(self) -> None:
-        logger.info("event=refused reason=unknown_path path=%s", self.scope.get("path"))
-        await self.close()

@@ -1,0 +1,14 @@
+"""How the project is served: its adjustments to the ASGI servers it supports, and how to start
+each one.
+
+``servers.daphne`` adjusts daphne (and autobahn and Twisted beneath it); ``servers.apps`` applies
+it once Django is set up, so it holds under ``manage.py runserver`` and ``daphne
+project.asgi:application`` alike. ``servers.uvicorn`` holds the protocol classes uvicorn loads
+with its ``--http`` and ``--ws`` flags. ``servers.launcher`` starts any of them as a process.
+Nothing here imports the echo app: these are fixes to the servers, whatever they serve.
+docs/upstream.md lists the defect behind each adjustment.
+"""
+
+# The reason of the 1001 close, and the body of the 503 for handshakes, when the process shuts
+# down; the same under every server.
+SHUTDOWN_REASON = "server shutting down"

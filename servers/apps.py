@@ -1,0 +1,19 @@
+"""Applies the daphne adjustments once Django is set up, before any server starts serving.
+
+``ready()`` is Django's place for start-up work: it runs in every process that sets Django up,
+after the settings the adjustments read are loaded and before ``manage.py runserver`` or the
+``daphne`` command builds its server. The ``daphne`` app, listed before this one, has already
+installed Twisted's reactor by then.
+"""
+
+from django.apps import AppConfig
+
+
+class ServersConfig(AppConfig):
+    name = "servers"
+    verbose_name = "ASGI server adjustments"
+
+    def ready(self) -> None:
+        from servers import daphne
+
+        daphne.install()

@@ -1,0 +1,90 @@
+"""A WebSocket client without a socket, for driving a server protocol object in memory.
+
+It is the ``websockets`` library's Sans-I/O client: it writes a real handshake and real masked
+frames, and reads whatever the server protocol wrote back (an HTTP response, frames, a close
+frame). Tests hand its bytes to a server protocol and its protocol's output back to it, so the
+protocol adjustments in ``servers/`` can be checked against the stock classes without a process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+
+@dataclass
+class Received:
+    """What the server wrote, as the client understood it."""
+
+    response: Response | None = None
+    frames: list[Frame] = field(default_factory=list)
+
+    @property
+    def status(self) -> int | None:
+        return None if self.response is None else self.response.status_code
+
+    @property
+    def close(self) -> Close | None:
+        for frame in self.frames:
+            if frame.opcode is Opcode.CLOSE:
+                return Close.parse(frame.data)
+        return None
+
+    def messages(self) -> list[str | bytes]:
+        return [
+            frame.data.decode() if frame.opcode is Opcode.TEXT else frame.data
+            for frame in self.frames
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY)
+        ]
+
+
+class Peer:
+    """One client connection's worth of bytes in each direction."""
+
+    def __init__(self, path: str = "/echo") -> None:
+        self.protocol = ClientProtocol(
+            parse_uri(f"ws://127.0.0.1{path}"),
+            subprotocols=[Subprotocol("echo")],
+            max_size=None,
+        )
+        self.received = Received()
+        self.closed = False
+
+    def handshake(self, **headers: str) -> bytes:
+        """The opening handshake; ``headers`` replaces fields, or drops them when empty."""
+        request = self.protocol.connect()
+        for name, value in headers.items():
+            if name in request.headers:
+                del request.headers[name]
+            if value:
+                request.headers[name] = value
+        self.protocol.send_request(request)
+        return b"".join(self.protocol.data_to_send())
+
+    def text(self, text: str) -> bytes:
+        self.protocol.send_text(text.encode())
+        return b"".join(self.protocol.data_to_send())
+
+    def close(self, code: int | None = None, reason: str = "") -> bytes:
+        self.protocol.send_close(code, reason)
+        return b"".join(self.protocol.data_to_send())
+
+    def read(self, data: bytes, *, closed: bool = False) -> Received:
+        """Takes in what the server wrote, and whether it has closed the connection; returns
+        everything it has written so far."""
+        if data:
+            self.protocol.receive_data(data)
+        if closed and not self.closed:
+            self.closed = True
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                self.received.response = event
+            else:
+                self.received.frames.append(event)
+        return self.received

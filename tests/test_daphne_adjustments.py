@@ -1,0 +1,398 @@
+"""Each adjustment in ``servers/daphne.py`` does what it says, and stock daphne still needs it.
+
+daphne's server objects are built here as ``Server.run()`` builds them, once with the project's
+classes and once with daphne's own, and driven over in-memory transports by a real WebSocket
+client (``tests/peer.py``) and a small echo application. Every test states what the project's
+classes do; its ``stock`` case states the defect daphne, autobahn or Twisted still has. When a
+``stock`` case fails after an upgrade, the defect is fixed upstream and the adjustment can go
+(docs/upstream.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from autobahn.websocket.types import ConnectionRequest
+from daphne import server as daphne_server
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from pytest_django import Settings
+from twisted.internet.task import Clock
+
+from servers import SHUTDOWN_REASON
+from servers import daphne as adjustments
+from servers.daphne import EchoHTTPFactory, EchoWebSocketProtocol
+from tests.daphne_harness import DaphneServer, deaf_application, echo_application
+from tests.rawws import TEXT, frame
+
+KINDS = ["project", "stock"]
+
+
+@pytest.fixture
+def daphne_servers() -> Iterator[Any]:
+    started: list[DaphneServer] = []
+
+    def make(kind: str, application: Any = echo_application) -> DaphneServer:
+        started.append(DaphneServer(kind, application))
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.cancel_applications()
+
+
+@pytest.fixture(autouse=True)
+def quiet_reactor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delayed calls autobahn and the adjustments schedule on the (never running) reactor."""
+    monkeypatch.setattr(adjustments.reactor, "callLater", Clock().callLater)
+
+
+# Contract with Server.run(): what install() replaces is what run() builds.
+
+
+def test_installed_for_every_daphne_server() -> None:
+    """Setting Django up makes daphne build the project's classes, with no import of the
+    application needed."""
+    assert WebSocketFactory.protocol is EchoWebSocketProtocol
+    assert daphne_server.HTTPFactory is EchoHTTPFactory
+
+
+# Limits from the project's settings.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_size_limit_is_the_projects(
+    kind: str, daphne_servers: Any, settings: Settings
+) -> None:
+    """ECHO_MAX_MESSAGE_SIZE applies; stock: only the ``daphne`` command's own option does."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    received = await connection.send(connection.peer.text("x" * 65))
+    if kind == "project":
+        assert received.close is not None
+        assert received.close.code == 1009
+    else:
+        assert received.messages() == ["x" * 65]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_keepalive_is_the_projects(
+    kind: str, daphne_servers: Any, settings: Settings
+) -> None:
+    """ECHO_PING_INTERVAL and ECHO_PING_TIMEOUT drive autobahn's keepalive; stock: autobahn's
+    keepalive is off and daphne's own sweep pings instead."""
+    settings.ECHO_PING_INTERVAL, settings.ECHO_PING_TIMEOUT = 7.0, 3.0
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    expected = (7.0, 3.0) if kind == "project" else (0, connection.server.ping_timeout)
+    assert (connection.websocket.autoPingInterval, connection.websocket.autoPingTimeout) == (
+        expected
+    )
+
+
+# RFC 6455's close behaviour.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_protocol_error_gets_a_close_frame(kind: str, daphne_servers: Any) -> None:
+    """A frame with reserved bits set is answered with close 1002 before TCP closes; stock:
+    TCP is dropped with no close frame, so the client never learns why."""
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    received = await connection.send(frame(TEXT, b"bad", rsv=4))
+    if kind == "project":
+        assert received.close is not None
+        assert received.close.code == 1002
+    else:
+        assert received.close is None
+        assert connection.transport.disconnecting
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("code", "expected"), [(4000, 4000), (None, 1000)], ids=["4000", "none"])
+async def test_client_close_code_is_answered(
+    kind: str, code: int | None, expected: int, daphne_servers: Any
+) -> None:
+    """A client's close code comes back in the server's close, and a close without a code gets
+    1000; stock: autobahn answers 1000 whatever the code (told to echo codes, it would answer
+    a close without one with an empty close, hence ``sendCloseFrame``)."""
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    received = await connection.send(connection.peer.close(code))
+    assert received.close is not None
+    if kind == "project":
+        assert received.close.code == expected
+    else:
+        assert received.close.code == 1000
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_only_version_13_is_spoken(kind: str, daphne_servers: Any) -> None:
+    """A handshake for protocol version 8 gets 426 naming version 13; stock: accepted."""
+    connection = daphne_servers(kind).connect()
+    received = await connection.send(connection.peer.handshake(**{"Sec-WebSocket-Version": "8"}))
+    if kind == "project":
+        assert received.status == 426
+        assert received.response is not None
+        assert received.response.headers["Sec-WebSocket-Version"] == "13"
+    else:
+        assert received.status == 101
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_daphne_sweep_leaves_open_websockets_alone(
+    kind: str, daphne_servers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """daphne's periodic sweep neither pings nor closes an open WebSocket, however old; stock:
+    it pings on its own clock and closes every connection after ``websocket_timeout``."""
+    daphne = daphne_servers(kind)
+    connection = daphne.connect()
+    await connection.open()
+    daphne.server.websocket_timeout = 0
+    daphne.server.ping_interval = 0
+    monkeypatch.setattr(daphne_server.reactor, "callLater", daphne.clock.callLater)
+    Server.timeout_checker(daphne.server)
+    received = await connection.read()
+    if kind == "project":
+        assert received.frames == []
+    else:
+        assert received.close is not None
+
+
+# Memory.
+
+
+def holds_handshake(value: object, depth: int = 3) -> bool:
+    """Whether ``value`` keeps the raw or parsed handshake request or response."""
+    if isinstance(value, bytes | bytearray):
+        return value.startswith((b"GET /echo HTTP/1.1", b"HTTP/1.1 101"))
+    if isinstance(value, ConnectionRequest):
+        return True
+    if isinstance(value, dict):
+        if "sec-websocket-key" in value:
+            return True
+        return depth > 0 and any(holds_handshake(item, depth - 1) for item in value.values())
+    return False
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_open_connection_lets_go_of_its_handshake(kind: str, daphne_servers: Any) -> None:
+    """Once open, a WebSocket keeps neither the handshake's bytes nor its parsed headers;
+    stock: autobahn keeps them for the connection's whole life."""
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    kept = [name for name, value in vars(connection.websocket).items() if holds_handshake(value)]
+    if kind == "project":
+        assert kept == []
+    else:
+        assert kept
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_finished_connection_is_forgotten_at_once(kind: str, daphne_servers: Any) -> None:
+    """A closed connection whose application has finished leaves daphne's records at once;
+    stock: it stays, with the upgraded request, until the once-a-second sweep."""
+    daphne = daphne_servers(kind)
+    connection = daphne.connect()
+    await connection.open()
+    await connection.send(connection.peer.close(1000))
+    await connection.lose()
+    if kind == "project":
+        assert daphne.server.connections == {}
+    else:
+        assert len(daphne.server.connections) == 2
+
+
+# Back-pressure.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_reading_pauses_while_the_application_is_behind(
+    kind: str, daphne_servers: Any
+) -> None:
+    """With MAX_PENDING_MESSAGES waiting for the application, the server stops reading from
+    the client; stock: it reads and queues without bound."""
+    connection = daphne_servers(kind, deaf_application).connect()
+    await connection.open()
+    for number in range(adjustments.MAX_PENDING_MESSAGES):
+        await connection.send(connection.peer.text(str(number)))
+    expected = "paused" if kind == "project" else "producing"
+    assert connection.transport.producerState == expected
+
+
+async def test_reading_pauses_while_the_client_does_not_read(daphne_servers: Any) -> None:
+    """When Twisted reports the client's write buffer full, the server stops reading from that
+    client, and resumes once it drains (the live slow-reader test shows stock daphne does not)."""
+    connection = daphne_servers("project").connect()
+    await connection.open()
+    websocket = connection.websocket
+    assert connection.transport.producer is websocket
+    assert connection.transport.bufferSize == adjustments.WRITE_HIGH_WATER  # type: ignore[attr-defined]
+    websocket.pauseProducing()
+    assert connection.transport.producerState == "paused"
+    websocket.resumeProducing()
+    assert connection.transport.producerState == "producing"
+
+
+# Deadlines before the handshake.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_trickled_request_is_cut_off_at_the_deadline(
+    kind: str, daphne_servers: Any, settings: Settings
+) -> None:
+    """A request trickled a byte a second is aborted ECHO_HANDSHAKE_TIMEOUT after connect;
+    stock: each byte restarts Twisted's twelve-hour idle timeout."""
+    settings.ECHO_HANDSHAKE_TIMEOUT = 5.0
+    daphne = daphne_servers(kind)
+    connection = daphne.connect()
+    for byte in b"GET /echo HTTP/1.1\r\n"[:8]:
+        connection.channel.dataReceived(bytes([byte]))
+        daphne.clock.advance(1)
+    assert connection.transport.disconnecting is (kind == "project")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_idle_keep_alive_connection_is_closed(
+    kind: str, daphne_servers: Any, settings: Settings
+) -> None:
+    """An HTTP connection left idle after a response is closed after ECHO_HANDSHAKE_TIMEOUT;
+    stock: after twelve hours."""
+    settings.ECHO_HANDSHAKE_TIMEOUT = 5.0
+    daphne = daphne_servers(kind)
+    connection = daphne.connect()
+    connection.channel.dataReceived(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await connection.read()
+    assert connection.transport.value() == b""
+    daphne.clock.advance(6)
+    assert connection.transport.disconnecting is (kind == "project")
+
+
+# Shutdown.
+
+
+async def test_shutdown_says_going_away_and_refuses_newcomers(daphne_servers: Any) -> None:
+    """On shutdown open WebSockets get 1001 with a reason, and new handshakes 503, which a proxy
+    retries elsewhere (the live SIGTERM tests show stock daphne drops them silently)."""
+    daphne = daphne_servers("project")
+    connection = daphne.connect()
+    await connection.open()
+    try:
+        adjustments.close_websockets_for_shutdown()
+        received = await connection.read()
+        newcomer = daphne.connect()
+        refused = await newcomer.send(newcomer.peer.handshake())
+    finally:
+        EchoWebSocketProtocol.draining = False
+    assert received.close is not None
+    assert (received.close.code, received.close.reason) == (1001, SHUTDOWN_REASON)
+    assert refused.status == 503
+
+
+# What the application sends.
+
+
+class Recorder:
+    """Stands in for autobahn's sending methods, keeping what would go on the wire."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, Any]] = []
+
+    def message(self, payload: bytes, isBinary: bool = False) -> None:
+        self.sent.append(("message", payload, isBinary))
+
+    def close(
+        self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
+    ) -> None:
+        self.sent.append(("close", code, reasonUtf8))
+
+
+def open_protocol(cls: type[WebSocketProtocol]) -> tuple[WebSocketProtocol, Recorder]:
+    protocol = cls()
+    protocol.state = protocol.STATE_OPEN
+    recorder = Recorder()
+    protocol.sendMessage = recorder.message  # type: ignore[method-assign]
+    protocol.sendCloseFrame = recorder.close  # type: ignore[method-assign]
+    return protocol, recorder
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"type": "websocket.send", "text": ""}, ("message", b"", False)),
+        ({"type": "websocket.send", "bytes": b""}, ("message", b"", True)),
+        ({"type": "websocket.send", "text": "é"}, ("message", "é".encode(), False)),
+        ({"type": "websocket.send", "bytes": b"\x00"}, ("message", b"\x00", True)),
+        (
+            {"type": "websocket.close", "code": 1000, "reason": "idle timeout"},
+            ("close", 1000, b"idle timeout"),
+        ),
+        (
+            {"type": "websocket.close", "code": 1013, "reason": "try again later"},
+            ("close", 1013, b"try again later"),
+        ),
+        # 61 two-byte characters: cut to 122 bytes, never in the middle of a character.
+        (
+            {"type": "websocket.close", "code": 1009, "reason": "é" * 70},
+            ("close", 1009, "é".encode() * 61),
+        ),
+        ({"type": "websocket.close"}, ("close", 1000, None)),
+    ],
+    ids=[
+        "empty-text",
+        "empty-binary",
+        "text",
+        "binary",
+        "close-reason",
+        "close-1013",
+        "close-long-reason",
+        "close-default",
+    ],
+)
+def test_sends_what_the_application_asked_for(
+    message: dict[str, Any], expected: tuple[str, Any, Any]
+) -> None:
+    """Empty messages and close reasons reach the wire exactly as the application sent them."""
+    protocol, recorder = open_protocol(EchoWebSocketProtocol)
+    protocol.handle_reply(message)
+    assert recorder.sent == [expected]
+
+
+@pytest.mark.parametrize("payload", [{"text": ""}, {"bytes": b""}], ids=["text", "binary"])
+def test_stock_daphne_still_drops_empty_messages(payload: dict[str, Any]) -> None:
+    """daphne's own protocol still drops empty messages; when this fails, the fix can go."""
+    protocol, recorder = open_protocol(WebSocketProtocol)
+    protocol.handle_reply({"type": "websocket.send", **payload})
+    assert recorder.sent == []
+
+
+async def test_stock_daphne_still_loses_close_reasons(daphne_servers: Any) -> None:
+    """daphne's own protocol drops an application's close reason and refuses 1013 (daphne
+    issue #374); when this fails, the fix can go."""
+    connection = daphne_servers("stock").connect()
+    await connection.open()
+    websocket = connection.websocket
+    websocket.handle_reply({"type": "websocket.close", "code": 1000, "reason": "idle timeout"})
+    received = await connection.read()
+    assert received.close is not None
+    assert (received.close.code, received.close.reason) == (1000, "")
+    with pytest.raises(Exception, match="1013"):
+        websocket.handle_reply({"type": "websocket.close", "code": 1013})
+
+
+def test_refuses_a_send_with_both_payloads() -> None:
+    """A websocket.send carrying both text and bytes is an application error, not a guess."""
+    protocol, _ = open_protocol(EchoWebSocketProtocol)
+    with pytest.raises(ValueError, match="exactly one of"):
+        protocol.handle_reply({"type": "websocket.send", "text": "a", "bytes": b"b"})
+
+
+def test_nothing_is_sent_after_the_close_frame() -> None:
+    """An echo that arrives from the application after the close frame is dropped quietly."""
+    protocol, recorder = open_protocol(EchoWebSocketProtocol)
+    protocol.state = protocol.STATE_CLOSING
+    protocol.handle_reply({"type": "websocket.send", "text": "late"})
+    assert recorder.sent == []

@@ -1,0 +1,194 @@
+"""Each adjustment in ``servers/uvicorn.py`` does what it says, and stock uvicorn still needs it.
+
+uvicorn's protocol objects are driven over an in-memory transport by a real WebSocket client
+(``tests/peer.py``), once with the project's classes and once with uvicorn's own. Every test
+states what the project's classes do; its ``stock`` case states the defect uvicorn still has.
+When a ``stock`` case fails after an upgrade, the adjustment can go (docs/upstream.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pytest_django import Settings
+from uvicorn.server import ServerState
+
+from servers import SHUTDOWN_REASON
+from tests.rawws import TEXT, frame
+from tests.timing import bound
+from tests.uvicorn_harness import (
+    HTTP_PROTOCOLS,
+    Connection,
+    RecordingTransport,
+    echo_application,
+    loaded_config,
+)
+
+KINDS = ["project", "stock"]
+
+
+@pytest.fixture
+async def connections() -> AsyncIterator[Any]:
+    """Opens connections for a test; ends their applications and connections afterwards."""
+    opened: list[Connection] = []
+
+    def connect(kind: str, application: Any = echo_application) -> Connection:
+        opened.append(Connection(kind, application))
+        return opened[-1]
+
+    yield connect
+    for connection in opened:
+        await connection.finish()
+
+
+# Deadline before the handshake.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_silent_connection_is_closed_at_the_deadline(kind: str, settings: Settings) -> None:
+    """A connection that sends no complete request head is closed ECHO_HANDSHAKE_TIMEOUT after
+    connect; stock: it stays open for as long as the client likes."""
+    settings.ECHO_HANDSHAKE_TIMEOUT = 0.05
+    protocol = HTTP_PROTOCOLS[kind](loaded_config(echo_application), ServerState(), {})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(b"GET /echo HT")
+    await asyncio.sleep(bound(0.3))
+    assert transport.closed is (kind == "project")
+    protocol.connection_lost(None)
+
+
+# Limits from the project's settings.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_size_limit_is_the_projects(kind: str, connections: Any, settings: Settings) -> None:
+    """ECHO_MAX_MESSAGE_SIZE applies; stock: only uvicorn's own option does (16 MiB)."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    connection = connections(kind)
+    await connection.open()
+    received = await connection.send(connection.peer.text("x" * 65))
+    if kind == "project":
+        assert received.close is not None
+        assert received.close.code == 1009
+    else:
+        assert received.messages() == ["x" * 65]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_keepalive_is_the_projects(kind: str, connections: Any, settings: Settings) -> None:
+    """ECHO_PING_INTERVAL and ECHO_PING_TIMEOUT drive the keepalive; stock: uvicorn's options."""
+    settings.ECHO_PING_INTERVAL, settings.ECHO_PING_TIMEOUT = 7.0, 3.0
+    connection = connections(kind)
+    expected = (7.0, 3.0) if kind == "project" else (20.0, 20.0)
+    assert (connection.protocol.ping_interval, connection.protocol.ping_timeout) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_compression_is_not_negotiated(kind: str, connections: Any) -> None:
+    """An offer of permessage-deflate is declined, as under daphne; stock: accepted."""
+    connection = connections(kind)
+    offer = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+    connection.protocol.data_received(connection.peer.handshake(**offer))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    response = bytes(connection.transport.written).lower()
+    assert response.startswith(b"http/1.1 101 ")
+    assert (b"sec-websocket-extensions: permessage-deflate" in response) is (kind == "stock")
+
+
+# The opening and closing handshakes.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unsupported_version_gets_426(kind: str, connections: Any) -> None:
+    """A handshake for protocol version 8 gets 426 naming version 13; stock: 400."""
+    connection = connections(kind)
+    received = await connection.send(connection.peer.handshake(**{"Sec-WebSocket-Version": "8"}))
+    if kind == "project":
+        assert received.status == 426
+        assert received.response is not None
+        assert received.response.headers["Sec-WebSocket-Version"] == "13"
+    else:
+        assert received.status == 400
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_codeless_close_is_answered_with_1000(kind: str, connections: Any) -> None:
+    """A client's close without a code gets close 1000; stock: an empty close (1005)."""
+    connection = connections(kind)
+    await connection.open()
+    received = await connection.send(connection.peer.close())
+    assert received.close is not None
+    assert received.close.code == (1000 if kind == "project" else 1005)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_invalid_utf8_is_the_clients_error(
+    kind: str, connections: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Text that is not UTF-8 is closed with 1007 and logged at INFO as the client's doing;
+    stock: logged at ERROR with a traceback, so any client can fill the error log."""
+    connection = connections(kind)
+    await connection.open()
+    with caplog.at_level(logging.INFO):
+        received = await connection.send(frame(TEXT, b"\xff\xfe"))
+    assert received.close is not None
+    assert received.close.code == 1007
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    if kind == "project":
+        assert errors == []
+        assert "event=invalid_utf8 client=127.0.0.1:50000 position=0" in caplog.text
+    else:
+        assert errors
+
+
+# Shutdown.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_shutdown_says_going_away(kind: str, connections: Any) -> None:
+    """On shutdown an open WebSocket gets 1001 with a reason; stock: 1012 (service restart)."""
+    connection = connections(kind)
+    await connection.open()
+    connection.protocol.shutdown()
+    received = await connection.read()
+    assert received.close is not None
+    if kind == "project":
+        assert (received.close.code, received.close.reason) == (1001, SHUTDOWN_REASON)
+    else:
+        assert received.close.code == 1012
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_shutdown_before_the_application_answers(kind: str, connections: Any) -> None:
+    """A handshake still waiting for the application when the server stops gets 503, and
+    nothing the application sends afterwards reaches the client; stock: 500, and uvicorn fails
+    on the application's late answer."""
+    connect_received, shut_down = asyncio.Event(), asyncio.Event()
+
+    async def late_application(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        connect_received.set()
+        await shut_down.wait()
+        await send({"type": "websocket.accept", "subprotocol": "echo"})
+
+    connection = connections(kind, late_application)
+    connection.protocol.data_received(connection.peer.handshake())
+    await asyncio.wait_for(connect_received.wait(), timeout=bound(5))
+    connection.protocol.shutdown()
+    shut_down.set()
+    tasks = asyncio.gather(*connection.state.tasks, return_exceptions=True)
+    await asyncio.wait_for(tasks, timeout=bound(5))
+    response = bytes(connection.transport.written)
+    assert connection.transport.closed
+    if kind == "project":
+        assert response.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert response.endswith(f"\r\n\r\n{SHUTDOWN_REASON}\n".encode())
+        assert response.count(b"HTTP/1.1") == 1
+    else:
+        assert response.startswith(b"HTTP/1.1 500 ")

@@ -1,0 +1,99 @@
+"""uvicorn's protocol objects over an in-memory transport.
+
+``Connection("project")`` uses the project's WebSocket protocol (``servers/uvicorn.py``),
+``Connection("stock")`` uvicorn's own ``websockets-sansio`` one; a real WebSocket client
+(``tests/peer.py``) writes to it and reads what it wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+
+from servers.uvicorn import EchoHTTPProtocol, EchoWebSocketProtocol
+from tests.peer import Peer, Received
+
+WEBSOCKET_PROTOCOLS = {"project": EchoWebSocketProtocol, "stock": WebSocketsSansIOProtocol}
+HTTP_PROTOCOLS = {"project": EchoHTTPProtocol, "stock": HttpToolsProtocol}
+
+
+class RecordingTransport(asyncio.Transport):
+    """Keeps what the protocol writes; a loopback peer as far as uvicorn can tell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def echo_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept", "subprotocol": "echo"})
+    while (event := await receive())["type"] == "websocket.receive":
+        payload = {key: event[key] for key in ("text", "bytes") if event.get(key) is not None}
+        await send({"type": "websocket.send", **payload})
+
+
+class Connection:
+    """One client connection to a uvicorn WebSocket protocol object."""
+
+    def __init__(self, kind: str, application: Any = echo_application) -> None:
+        self.state = ServerState()
+        self.protocol = WEBSOCKET_PROTOCOLS[kind](loaded_config(application), self.state, {})
+        self.transport = RecordingTransport()
+        self.protocol.connection_made(self.transport)
+        self.peer = Peer()
+
+    async def send(self, data: bytes) -> Received:
+        self.protocol.data_received(data)
+        return await self.read()
+
+    async def read(self) -> Received:
+        for _ in range(20):  # the application's replies cross the event loop
+            await asyncio.sleep(0)
+        written = bytes(self.transport.written)
+        self.transport.written.clear()
+        return self.peer.read(written, closed=self.transport.closed)
+
+    async def open(self) -> Received:
+        received = await self.send(self.peer.handshake())
+        assert received.status == 101, received
+        return received
+
+    async def finish(self) -> None:
+        for task in self.state.tasks:
+            task.cancel()
+        await asyncio.gather(*self.state.tasks, return_exceptions=True)
+        self.protocol.connection_lost(None)
+
+
+def loaded_config(application: Any) -> Config:
+    """uvicorn's configuration for ``application``, leaving the test process's logging alone."""
+    config = Config(app=application, lifespan="off", proxy_headers=False, log_config=None)
+    config.load()
+    return config
