@@ -14,10 +14,12 @@ import struct
 import time
 from dataclasses import dataclass
 
+from tests.timing import bound
+
 # Opcodes of RFC 6455 section 5.2.
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = bound(10.0)
 
 
 def handshake_request(

@@ -30,11 +30,11 @@ from tests.live import (
     SERVER_KINDS,
     LiveServer,
     connect_echo,
-    free_port,
     start_server,
     wait_for_log,
 )
 from tests.test_settings import manage
+from tests.timing import bound
 
 pytestmark = pytest.mark.live
 
@@ -46,6 +46,7 @@ BACKEND_KINDS = [kind for kind in SERVER_KINDS if kind != "runserver"]
 CLIENT_ADDRESS = "127.0.0.3"
 STRANGER_ADDRESS = "127.0.0.4"
 BACKEND_SETTINGS = {"ECHO_TRUSTED_PROXIES": "127.0.0.1", "LOG_LEVEL": "INFO"}
+NGINX_ATTEMPTS = 5
 
 
 def render_site(listen_port: int, backend_ports: list[int], static_root: Path) -> str:
@@ -125,22 +126,58 @@ def collect_static(static_root: Path) -> None:
         },
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=bound(60),
         check=False,
     )
     assert result.returncode == 0, result.stderr
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"nginx exited:\n{log.read_text(errors='replace')}"
+def candidate_port() -> int:
+    """A port free right now; nginx refuses port 0, so it cannot pick one itself."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def start_nginx(
+    prefix: Path, site_on: Callable[[int], str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """nginx serving ``site_on(port)``; if another process takes the port first, another try."""
+    config, error_log = prefix / "nginx.conf", prefix / "error.log"
+    for _ in range(NGINX_ATTEMPTS):
+        port = candidate_port()
+        config.write_text(nginx_config(prefix, site_on(port)))
+        if os.geteuid() == 0:
+            hand_to_nobody(prefix)
+        nginx = subprocess.Popen(
+            unprivileged([NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + bound(20)
+        while time.monotonic() < deadline and nginx.poll() is None:
+            try:
+                socket.create_connection((HOST, port), timeout=0.5).close()
+                return nginx, port
+            except OSError:
+                time.sleep(0.05)
+        stop_nginx(nginx)
+        log = error_log.read_text(errors="replace") if error_log.exists() else ""
+        if "Address already in use" not in log:
+            raise AssertionError(f"nginx did not listen on {port}:\n{log}")
+    raise AssertionError(f"nginx found no free port in {NGINX_ATTEMPTS} tries")
+
+
+def stop_nginx(nginx: subprocess.Popen[bytes]) -> None:
+    """SIGQUIT, nginx's graceful stop; SIGKILL if it has not exited in time."""
+    if nginx.poll() is None:
+        nginx.send_signal(signal.SIGQUIT)
         try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nginx did not listen on {port}")
+            nginx.wait(timeout=bound(10))
+        except subprocess.TimeoutExpired:
+            nginx.kill()
+            nginx.wait(timeout=bound(10))
 
 
 @contextmanager
@@ -154,29 +191,14 @@ def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
         # Only nginx can serve this file: the backends are not given DJANGO_STATIC_ROOT.
         (static_root / "served-by-nginx.txt").write_text("from disk\n")
         backends = [start_server(kind, log_dir, BACKEND_SETTINGS) for _ in range(2)]
-        port = free_port()
-        site = render_site(port, [backend.port for backend in backends], static_root)
-        config = prefix / "nginx.conf"
-        config.write_text(nginx_config(prefix, site))
-        if os.geteuid() == 0:
-            hand_to_nobody(prefix)
-        error_log = prefix / "error.log"
-        nginx = subprocess.Popen(
-            unprivileged([NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        backend_ports = [backend.port for backend in backends]
+        nginx, port = start_nginx(
+            prefix, lambda port: render_site(port, backend_ports, static_root)
         )
-        wait_for_port(port, nginx, error_log)
         yield Deployment(port, backends, nginx, prefix)
     finally:
-        if nginx is not None and nginx.poll() is None:
-            nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait(timeout=10)
+        if nginx is not None:
+            stop_nginx(nginx)
         for backend in backends:
             backend.stop()
         shutil.rmtree(prefix, ignore_errors=True)
@@ -192,7 +214,9 @@ def site(
 
 
 def http_get(port: int, path: str, source: str = CLIENT_ADDRESS, **headers: str) -> tuple:
-    connection = http.client.HTTPConnection(HOST, port, timeout=10, source_address=(source, 0))
+    connection = http.client.HTTPConnection(
+        HOST, port, timeout=bound(10), source_address=(source, 0)
+    )
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
@@ -231,7 +255,7 @@ async def test_websocket_echoes_through_nginx(site: Deployment) -> None:
         assert ws.subprotocol == "echo"
         for message in ("through the proxy é🎉", os.urandom(1000), os.urandom(1024 * 1024)):
             await ws.send(message)
-            assert await asyncio.wait_for(ws.recv(), timeout=10) == message
+            assert await asyncio.wait_for(ws.recv(), timeout=bound(10)) == message
 
 
 async def test_connections_spread_over_both_processes(site: Deployment) -> None:
@@ -278,17 +302,18 @@ async def test_sigterm_closes_with_1001_and_nginx_routes_around(
             on_doomed = backend_connections(doomed)
             assert on_doomed > 0
             started = time.monotonic()
-            doomed.process.send_signal(signal.SIGTERM)
+            doomed.terminate()
             codes = await asyncio.gather(*(close_code_or_echo(ws) for ws in clients))
-            doomed.process.wait(timeout=10)
-            assert time.monotonic() - started < 10
+            doomed.wait()
+            assert time.monotonic() - started < bound(10)
         assert codes.count(1001) == on_doomed
         assert codes.count("echoed") == len(clients) - on_doomed
         for attempt in range(20):
             async with connect_echo(running.ws_url) as ws:
                 await ws.send(f"after the restart {attempt}")
                 assert (
-                    await asyncio.wait_for(ws.recv(), timeout=5) == f"after the restart {attempt}"
+                    await asyncio.wait_for(ws.recv(), timeout=bound(5))
+                    == f"after the restart {attempt}"
                 )
         assert backend_connections(survivor) == 0
 
@@ -296,7 +321,7 @@ async def test_sigterm_closes_with_1001_and_nginx_routes_around(
 async def close_code_or_echo(ws: object) -> int | str:
     """1001-style close code if the server said goodbye, else "echoed" if it still answers."""
     try:
-        message = await asyncio.wait_for(ws.recv(), timeout=1.5)  # type: ignore[attr-defined]
+        message = await asyncio.wait_for(ws.recv(), timeout=bound(1.5))  # type: ignore[attr-defined]
     except TimeoutError:
         await ws.send("still there?")  # type: ignore[attr-defined]
         return "echoed" if await ws.recv() == "still there?" else "wrong"  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import ServerFactory
 from tests.live import HOST, LiveServer, connect_echo
 from tests.rawws import BINARY, PING, TEXT, RawClient, frame
+from tests.timing import bound
 
 pytestmark = pytest.mark.live
 
@@ -22,20 +23,20 @@ MIB = 1024 * 1024
 
 
 def rss_bytes(server: LiveServer) -> int:
-    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+    for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS for the server process")
 
 
 def health(server: LiveServer) -> dict[str, object]:
-    with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{server.http_url}/healthz", timeout=bound(10)) as response:  # noqa: S310
         assert response.headers["Content-Type"] == "application/json"
         return json.load(response)
 
 
 def wait_for_connections(server: LiveServer, expected: int, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + bound(timeout)
     while (count := health(server)["connections"]) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
     return count  # type: ignore[return-value]
@@ -51,9 +52,9 @@ def test_unanswered_pings_drop_the_client(live_servers: ServerFactory, server_ki
         started = time.monotonic()
         ping = client.recv_frame()
         assert ping.opcode == PING
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < bound(3)
         client.read_until_eof()
-        assert time.monotonic() - started < 6
+        assert time.monotonic() - started < bound(6)
 
 
 async def test_answered_pings_keep_the_client(
@@ -64,7 +65,7 @@ async def test_answered_pings_keep_the_client(
     async with connect_echo(f"{server.ws_url}/echo", ping_interval=None) as ws:
         await asyncio.sleep(3.5)
         await ws.send("still connected")
-        assert await asyncio.wait_for(ws.recv(), timeout=5) == "still connected"
+        assert await asyncio.wait_for(ws.recv(), timeout=bound(5)) == "still connected"
 
 
 # Slow readers.
@@ -115,18 +116,20 @@ async def test_slow_reader_is_paused_not_buffered(
     flood.thread.start()
     try:
         async with connect_echo(f"{server.ws_url}/echo") as ws:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + bound(60)
             while not flood.finished.is_set() and time.monotonic() < deadline:
                 started = time.monotonic()
                 await ws.send("are you still there?")
-                assert await asyncio.wait_for(ws.recv(), timeout=2) == "are you still there?"
-                assert time.monotonic() - started < 1, "the flood starved another client"
+                assert (
+                    await asyncio.wait_for(ws.recv(), timeout=bound(2)) == "are you still there?"
+                )
+                assert time.monotonic() - started < bound(1), "the flood starved another client"
                 peak_rss = max(peak_rss, rss_bytes(server))
                 await asyncio.sleep(0.05)
             peak_rss = max(peak_rss, rss_bytes(server))
     finally:
         flood.release.set()
-        flood.thread.join(timeout=40)
+        flood.thread.join(timeout=bound(40))
     assert flood.stalled.is_set(), f"the server read {flood.sent / MIB:.0f} MiB and never paused"
     assert peak_rss - idle_rss <= RSS_HEADROOM, (
         f"RSS grew by {(peak_rss - idle_rss) / MIB:.1f} MiB while buffering for a slow reader"
@@ -145,17 +148,17 @@ async def test_connection_cap_closes_newcomers_with_1013(
     async with connect_echo(url) as first, connect_echo(url) as second, connect_echo(url) as third:
         async with connect_echo(url) as over_the_cap:
             with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(over_the_cap.recv(), timeout=5)
+                await asyncio.wait_for(over_the_cap.recv(), timeout=bound(5))
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1013
         for ws in (first, second, third):
             await ws.send("unaffected")
-            assert await asyncio.wait_for(ws.recv(), timeout=5) == "unaffected"
+            assert await asyncio.wait_for(ws.recv(), timeout=bound(5)) == "unaffected"
         assert health(server)["connections"] == 3
     assert wait_for_connections(server, 0) == 0
     async with connect_echo(url) as after:
         await after.send("room again")
-        assert await asyncio.wait_for(after.recv(), timeout=5) == "room again"
+        assert await asyncio.wait_for(after.recv(), timeout=bound(5)) == "room again"
 
 
 def test_healthz_counts_open_connections(echo_server: LiveServer) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import urllib.error
 import urllib.request
 
@@ -13,6 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import ServerFactory
 from tests.live import PROJECT_DIR, LiveServer, connect_echo, start_server, wait_for_log
+from tests.timing import bound
 
 pytestmark = pytest.mark.live
 
@@ -72,7 +72,7 @@ async def test_echoes_each_message_unchanged(
     """Text comes back as text and binary as binary, byte for byte, empty messages included."""
     async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
         await ws.send(message)
-        echo = await asyncio.wait_for(ws.recv(), timeout=10)
+        echo = await asyncio.wait_for(ws.recv(), timeout=bound(10))
     assert type(echo) is type(message)
     assert echo == message
 
@@ -83,7 +83,7 @@ async def test_keeps_order_over_many_messages(echo_server: LiveServer) -> None:
     async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
         for message in sent:
             await ws.send(message)
-        received = [await asyncio.wait_for(ws.recv(), timeout=10) for _ in sent]
+        received = [await asyncio.wait_for(ws.recv(), timeout=bound(10)) for _ in sent]
     assert received == sent
 
 
@@ -92,7 +92,7 @@ async def test_fragmented_message_echoes_whole(echo_server: LiveServer) -> None:
     fragments = [os.urandom(1000) for _ in range(50)]
     async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
         await ws.send(fragments)
-        echo = await asyncio.wait_for(ws.recv(), timeout=10)
+        echo = await asyncio.wait_for(ws.recv(), timeout=bound(10))
     assert echo == b"".join(fragments)
 
 
@@ -101,18 +101,18 @@ async def assert_limit_enforced(server: LiveServer, limit: int) -> None:
     async with connect_echo(url) as ws:
         at_limit = os.urandom(limit)
         await ws.send(at_limit)
-        assert await asyncio.wait_for(ws.recv(), timeout=20) == at_limit
+        assert await asyncio.wait_for(ws.recv(), timeout=bound(20)) == at_limit
         await ws.send("x" * limit)
-        assert await asyncio.wait_for(ws.recv(), timeout=20) == "x" * limit
+        assert await asyncio.wait_for(ws.recv(), timeout=bound(20)) == "x" * limit
     async with connect_echo(url) as ws:
         await ws.send(os.urandom(limit + 1))
         with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), timeout=20)
+            await asyncio.wait_for(ws.recv(), timeout=bound(20))
     assert closed.value.rcvd is not None, "the server dropped TCP instead of closing with 1009"
     assert closed.value.rcvd.code == 1009
     async with connect_echo(url) as ws:
         await ws.send("still serving")
-        assert await asyncio.wait_for(ws.recv(), timeout=10) == "still serving"
+        assert await asyncio.wait_for(ws.recv(), timeout=bound(10)) == "still serving"
 
 
 async def test_default_limit_is_one_mib(echo_server: LiveServer) -> None:
@@ -136,14 +136,14 @@ async def test_idle_timeout_closes_with_reason(
         await ws.send("keeps it alive")
         assert await ws.recv() == "keeps it alive"
         with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), timeout=10)
+            await asyncio.wait_for(ws.recv(), timeout=bound(10))
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "idle timeout")
 
 
 def http_get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=bound(10)) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -199,11 +199,11 @@ async def test_shutdown_closes_with_1001(
         async with connect_echo(f"{server.ws_url}/echo") as ws:
             await ws.send("before")
             assert await ws.recv() == "before"
-            server.process.send_signal(signal.SIGTERM)
+            server.terminate()
             with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), timeout=10)
+                await asyncio.wait_for(ws.recv(), timeout=bound(10))
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
-        server.process.wait(timeout=10)
+        server.wait()
     finally:
         server.stop()

@@ -23,6 +23,7 @@ from tests.rawws import (
     close_payload,
     frame,
 )
+from tests.timing import bound
 
 pytestmark = pytest.mark.live
 
@@ -38,7 +39,7 @@ def raw_clients() -> Iterator[RawClients]:
         client = (
             RawClient.open(HOST, server.port)
             if handshake
-            else RawClient(HOST, server.port, timeout)
+            else RawClient(HOST, server.port, bound(timeout))
         )
         opened.append(client)
         return client
@@ -290,7 +291,7 @@ def seconds_until_closed(sock: socket.socket, limit: float, trickle: bool = Fals
     """How long the server takes to end a connection; optionally keep dribbling bytes at it."""
     started = time.monotonic()
     sock.settimeout(0.25)
-    while time.monotonic() - started < limit:
+    while time.monotonic() - started < bound(limit):
         try:
             if sock.recv(4096) == b"":
                 return time.monotonic() - started
@@ -311,7 +312,7 @@ def test_silent_connection_closed_after_handshake_timeout(
     """A TCP connection that sends nothing is closed after ECHO_HANDSHAKE_TIMEOUT."""
     server = live_servers(server_kind, ECHO_HANDSHAKE_TIMEOUT="1")
     with socket.create_connection((HOST, server.port)) as sock:
-        assert 0.8 < seconds_until_closed(sock, limit=5) < 3
+        assert 0.8 < seconds_until_closed(sock, limit=5) < bound(3)
 
 
 def test_trickling_handshake_closed_after_timeout(
@@ -321,13 +322,13 @@ def test_trickling_handshake_closed_after_timeout(
     server = live_servers(server_kind, ECHO_HANDSHAKE_TIMEOUT="1")
     with socket.create_connection((HOST, server.port)) as sock:
         sock.sendall(b"GET /echo HTTP/1.1\r\nX-Trickle: ")
-        assert 0.8 < seconds_until_closed(sock, limit=5, trickle=True) < 3
+        assert 0.8 < seconds_until_closed(sock, limit=5, trickle=True) < bound(3)
 
 
 def test_default_handshake_timeout_is_five_seconds(echo_server: LiveServer) -> None:
     """With default settings a silent TCP connection is closed after about five seconds."""
     with socket.create_connection((HOST, echo_server.port)) as sock:
-        assert 4.5 < seconds_until_closed(sock, limit=10) < 7.5
+        assert 4.5 < seconds_until_closed(sock, limit=10) < bound(7.5)
 
 
 def test_completed_handshake_outlives_the_deadline(
@@ -345,7 +346,7 @@ def test_broken_handshake_bytes_do_not_hang(
     raw_clients: RawClients, echo_server: LiveServer
 ) -> None:
     """Garbage instead of an HTTP request gets an error response or a closed socket at once."""
-    client = raw_clients(echo_server, handshake=False, timeout=5)
+    client = raw_clients(echo_server, handshake=False, timeout=bound(5))
     client.send(b"\x16\x03\x01\x00\xa5garbage that is not HTTP\r\n\r\n")
     with contextlib.suppress(ConnectionEnded):
         assert client.read_response().status == 400

@@ -1,0 +1,156 @@
+"""Start an ASGI application under a real server process on loopback, and stop it.
+
+The live tests, the deployment tests and the benchmark all start servers through this module,
+so each server's command line is written once, here. A server is asked for port 0 and picks a
+free port itself; the port is then read back from the process's listening socket, so no other
+process can take it in between. Every wait is bounded, and a server is stopped by the PID this
+module started.
+
+This is tooling for tests and benchmarks: it needs ``psutil`` (the ``dev`` and ``bench``
+extras), which the service itself does not.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+PROJECT_APPLICATION = "project.asgi:application"
+
+# The ways the project is served: the development server and the production commands under
+# daphne and uvicorn (docs/servers.md). granian can be started for comparison; it is not
+# supported.
+SUPPORTED_KINDS = ("daphne", "runserver", "uvicorn")
+KINDS = (*SUPPORTED_KINDS, "granian")
+
+# The options of the documented uvicorn command between the address and the application.
+UVICORN_OPTIONS = (
+    *("--no-proxy-headers", "--lifespan", "off"),
+    *("--http", "servers.uvicorn:EchoHTTPProtocol"),
+    *("--ws", "servers.uvicorn:EchoWebSocketProtocol"),
+)
+
+POLL_INTERVAL = 0.05
+
+
+def command(kind: str, application: str = PROJECT_APPLICATION) -> list[str]:
+    """How ``kind`` serves ``application`` on HOST, on a port the server chooses."""
+    python = sys.executable
+    if kind == "daphne":
+        return [python, "-m", "daphne", "--bind", HOST, "--port", "0", application]
+    if kind == "uvicorn":
+        return [
+            *(python, "-m", "uvicorn", "--host", HOST, "--port", "0"),
+            *UVICORN_OPTIONS,
+            application,
+        ]
+    if kind == "granian":
+        return [
+            *(python, "-m", "granian", "--interface", "asginl", "--host", HOST, "--port", "0"),
+            *("--workers", "1", "--loop", "uvloop", "--no-access-log", application),
+        ]
+    if kind == "runserver":
+        if application != PROJECT_APPLICATION:
+            raise ValueError("manage.py runserver serves the project's own application only")
+        return [python, "manage.py", "runserver", "--noreload", f"{HOST}:0"]
+    raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+@dataclass
+class ServerProcess:
+    """One running server process: where to reach it, its log, and how to stop it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def processes(self) -> list[psutil.Process]:
+        """The server and its workers (granian serves from child processes)."""
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, as a service manager stops it; SIGKILL if it has not exited in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    environment: Mapping[str, str],
+    log_path: Path,
+    timeout: float = 30.0,
+) -> ServerProcess:
+    """Runs ``argv`` (a ``command()``, or any server told to listen on port 0) until it listens
+    on HOST and accepts a connection; its output goes to ``log_path``."""
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(  # noqa: S603  (a server command built above)
+            list(argv),
+            cwd=PROJECT_DIR,
+            env=dict(environment),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = ServerProcess(process, 0, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{argv} exited with {process.returncode}:\n{server.log()}")
+        port = listening_port(server)
+        if port is not None and accepts(port):
+            server.port = port
+            return server
+        time.sleep(POLL_INTERVAL)
+    server.stop()
+    raise RuntimeError(f"{argv} did not listen on {HOST} within {timeout} s:\n{server.log()}")
+
+
+def listening_port(server: ServerProcess) -> int | None:
+    for process in server.processes():
+        try:
+            connections = process.net_connections(kind="tcp4")
+        except psutil.NoSuchProcess:
+            continue
+        for connection in connections:
+            if connection.status == psutil.CONN_LISTEN and connection.laddr.ip == HOST:
+                return connection.laddr.port
+    return None
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
