@@ -10,10 +10,10 @@ WebSocket clients are right, cannot live with:
 * autobahn fails a connection (a protocol error, an oversized message) by dropping TCP, and even
   when told to send a close frame first it may abort the socket with that frame still unsent:
   either way the client never learns the close code (1002, 1007, 1009) that says why.
-* autobahn replies to a client's close with 1000 whatever code the client sent (and with no
-  code when the client gave none), accepts the
-  obsolete protocol versions 8 and 0, and refuses an unsupported version with 400 instead of
-  RFC 6455's 426.
+* autobahn replies to a client's close with 1000 whatever code the client sent (told to echo
+  the code instead, it answers a close without one with an empty close), accepts the obsolete
+  protocol versions 8 and 0, and refuses an unsupported version with 400 instead of RFC 6455's
+  426.
 * The ``daphne`` command takes its message-size limit and keepalive timing from its own command
   line only, so the project's settings would not apply under ``daphne project.asgi:application``;
   and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.

@@ -23,8 +23,10 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
   not answered yet gets 500; the project says 1001 (going away) with a reason, and 503, under
   every server.
 
-The supported uvicorn range is pinned in ``pyproject.toml``: ``send_receive_event_to_app`` is
-uvicorn's own with one branch changed, and the live tests run under uvicorn too.
+The supported uvicorn and websockets ranges are pinned in ``pyproject.toml``:
+``send_receive_event_to_app`` is uvicorn's own with one branch changed. The internals used here
+are listed in ``tests/test_server_contracts.py``; ``tests/test_uvicorn_adjustments.py`` shows each
+adjustment is still needed, and docs/upstream.md says what to delete when uvicorn fixes one.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from servers.daphne import EchoHTTPFactory, EchoWebSocketProtocol
-from tests.peer import Peer, Received
+from tests.peer import InMemoryConnection
 
 CLIENT = address.IPv4Address("TCP", "127.0.0.1", 50000)
 SERVER = address.IPv4Address("TCP", "127.0.0.1", 8000)
@@ -47,38 +47,30 @@ async def deaf_application(scope: dict[str, Any], receive: Any, send: Any) -> No
     await asyncio.Event().wait()
 
 
-class Connection:
+class Connection(InMemoryConnection):
     """One client TCP connection to the in-memory server."""
 
     def __init__(self, server: Server, clock: Clock) -> None:
+        super().__init__()
         self.server = server
         self.transport = StringTransport(hostAddress=SERVER, peerAddress=CLIENT, lenient=True)
         self.channel = server.http_factory.buildProtocol(CLIENT)
         self.channel.callLater = clock.callLater
         self.channel.makeConnection(self.transport)
-        self.peer = Peer()
 
     @property
     def websocket(self) -> WebSocketProtocol:
         """The protocol daphne handed the socket to on the upgrade."""
         return self.transport.protocol  # type: ignore[attr-defined,no-any-return]
 
-    async def send(self, data: bytes) -> Received:
+    def deliver(self, data: bytes) -> None:
         receiver = getattr(self.transport, "protocol", None) or self.channel
         receiver.dataReceived(data)
-        return await self.read()
 
-    async def read(self) -> Received:
-        for _ in range(20):  # the application's replies cross the event loop
-            await asyncio.sleep(0)
+    def take_written(self) -> tuple[bytes, bool]:
         written = self.transport.value()
         self.transport.clear()
-        return self.peer.read(written, closed=self.transport.disconnecting)
-
-    async def open(self) -> Received:
-        received = await self.send(self.peer.handshake())
-        assert received.status == 101, received
-        return received
+        return written, self.transport.disconnecting
 
     async def lose(self) -> None:
         """The client's TCP connection is gone."""

@@ -8,6 +8,7 @@ protocol adjustments in ``servers/`` can be checked against the stock classes wi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from websockets.client import ClientProtocol
@@ -88,3 +89,33 @@ class Peer:
             else:
                 self.received.frames.append(event)
         return self.received
+
+
+class InMemoryConnection:
+    """A server protocol object and the client talking to it; subclasses say how bytes reach
+    the protocol and how to collect what it wrote."""
+
+    def __init__(self) -> None:
+        self.peer = Peer()
+
+    def deliver(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def take_written(self) -> tuple[bytes, bool]:
+        """What the protocol wrote since the last call, and whether it closed the connection."""
+        raise NotImplementedError
+
+    async def send(self, data: bytes) -> Received:
+        self.deliver(data)
+        return await self.read()
+
+    async def read(self) -> Received:
+        for _ in range(20):  # the application's replies cross the event loop
+            await asyncio.sleep(0)
+        written, closed = self.take_written()
+        return self.peer.read(written, closed=closed)
+
+    async def open(self) -> Received:
+        received = await self.send(self.peer.handshake())
+        assert received.status == 101, received
+        return received

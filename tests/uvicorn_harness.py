@@ -16,7 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from servers.uvicorn import EchoHTTPProtocol, EchoWebSocketProtocol
-from tests.peer import Peer, Received
+from tests.peer import InMemoryConnection
 
 WEBSOCKET_PROTOCOLS = {"project": EchoWebSocketProtocol, "stock": WebSocketsSansIOProtocol}
 HTTP_PROTOCOLS = {"project": EchoHTTPProtocol, "stock": HttpToolsProtocol}
@@ -59,31 +59,23 @@ async def echo_application(scope: dict[str, Any], receive: Any, send: Any) -> No
         await send({"type": "websocket.send", **payload})
 
 
-class Connection:
+class Connection(InMemoryConnection):
     """One client connection to a uvicorn WebSocket protocol object."""
 
     def __init__(self, kind: str, application: Any = echo_application) -> None:
+        super().__init__()
         self.state = ServerState()
         self.protocol = WEBSOCKET_PROTOCOLS[kind](loaded_config(application), self.state, {})
         self.transport = RecordingTransport()
         self.protocol.connection_made(self.transport)
-        self.peer = Peer()
 
-    async def send(self, data: bytes) -> Received:
+    def deliver(self, data: bytes) -> None:
         self.protocol.data_received(data)
-        return await self.read()
 
-    async def read(self) -> Received:
-        for _ in range(20):  # the application's replies cross the event loop
-            await asyncio.sleep(0)
+    def take_written(self) -> tuple[bytes, bool]:
         written = bytes(self.transport.written)
         self.transport.written.clear()
-        return self.peer.read(written, closed=self.transport.closed)
-
-    async def open(self) -> Received:
-        received = await self.send(self.peer.handshake())
-        assert received.status == 101, received
-        return received
+        return written, self.transport.closed
 
     async def finish(self) -> None:
         for task in self.state.tasks:
