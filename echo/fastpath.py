@@ -12,8 +12,10 @@ When either is configured, the connection runs on Channels' own loop, unchanged.
 is one input, the client, and nothing to close, so the loop awaits the client directly (Channels
 starts a task and an ``asyncio.wait`` per message), skips ``aclose_old_connections()`` (a
 thread-pool hop per message), and hands messages to the server without the extra
-``AsyncConsumer.send`` hop. Every handler, ``websocket_receive`` and ``dispatch`` included, is
-still called as Channels calls it, so subclasses that override them keep working.
+``AsyncConsumer.send`` hop; unless a subclass overrides ``websocket_receive``, a message goes
+straight to ``receive()`` as Channels' ``websocket_receive`` would pass it. Every handler a
+subclass overrides, ``websocket_receive`` and ``dispatch`` included, is still called as Channels
+calls it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,17 @@ def uses_database() -> bool:
 class FastWebsocketConsumer(AsyncWebsocketConsumer):
     """An ``AsyncWebsocketConsumer`` that skips Channels' per-message overhead when it can."""
 
-    # Set per connection in __call__; True while Channels' own loop is not needed.
+    # Set per connection in __call__: whether Channels' own loop can be skipped.
     fast_path = False
+    # Set per class: whether websocket_receive is Channels' own, which only unpacks a message
+    # for receive().
+    stock_websocket_receive = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.stock_websocket_receive = (
+            cls.websocket_receive is AsyncWebsocketConsumer.websocket_receive
+        )
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
         self.fast_path = (
@@ -64,6 +75,14 @@ class FastWebsocketConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: Message) -> None:
         if not self.fast_path:
             await super().dispatch(message)
+            return
+        if message["type"] == "websocket.receive" and self.stock_websocket_receive:
+            # What Channels' websocket_receive() does, one coroutine sooner.
+            text = message.get("text")
+            if text is not None:
+                await self.receive(text_data=text)
+            else:
+                await self.receive(bytes_data=message["bytes"])
             return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
