@@ -1,5 +1,10 @@
 #!/usr/bin/env python
-"""Django's command-line utility; ``runserver`` here is daphne's ASGI development server."""
+"""Django's command-line utility; ``runserver`` here is daphne's ASGI development server.
+
+It runs with development defaults (``DJANGO_DEBUG=true`` unless the environment says otherwise),
+as Django's own project template does, so ``python manage.py runserver`` works on a fresh
+checkout; production sets ``DJANGO_DEBUG=false`` (deploy/channels-echo.env).
+"""
 
 import os
 import sys
@@ -7,9 +12,15 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "true")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from project.env import InvalidSetting
+
+    try:
+        execute_from_command_line(sys.argv)
+    except InvalidSetting as error:
+        sys.exit(f"manage.py: {error}")
 
 
 if __name__ == "__main__":

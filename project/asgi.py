@@ -10,17 +10,23 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from project.env import InvalidSetting
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-# Django must be set up before anything that imports consumers or reads settings.
-django_asgi_application = get_asgi_application()
+# Django must be set up before anything that imports consumers or reads settings. A setting the
+# environment gets wrong stops the server with one line that names it, not a traceback.
+try:
+    django_asgi_application = get_asgi_application()
+except InvalidSetting as error:
+    raise SystemExit(f"channels-echo: {error}") from None
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import re_path
 
-from echo.consumers import UnknownPathConsumer  # noqa: E402
-from echo.routing import websocket_urlpatterns  # noqa: E402
-from project.origin import BrowserOriginValidator  # noqa: E402
-from project.proxy import TrustedProxyHeaders  # noqa: E402
+from echo.consumers import UnknownPathConsumer
+from echo.routing import websocket_urlpatterns
+from project.origin import BrowserOriginValidator
+from project.proxy import TrustedProxyHeaders
 
 application = TrustedProxyHeaders(
     ProtocolTypeRouter(

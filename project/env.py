@@ -1,8 +1,9 @@
 """Typed readers for environment variables, used only by ``project/settings.py``.
 
-Each reader turns one variable into a Python value or stops start-up with
-``ImproperlyConfigured`` naming the variable and what it accepts, so a typo in a
-deployment fails loudly instead of silently falling back to a default.
+Each reader turns one variable into a Python value or stops start-up with ``InvalidSetting``
+naming the variable and what it accepts, so a typo in a deployment fails loudly instead of
+silently falling back to a default. The entry points (``manage.py``, ``project/asgi.py``) turn it
+into a one-line message on stderr and a failed exit, not a traceback.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ def _raw(name: str) -> str | None:
     return value or None
 
 
-def _invalid(name: str, value: str, accepted: str) -> ImproperlyConfigured:
-    return ImproperlyConfigured(f"{name}={value!r} is invalid: {name} accepts {accepted}.")
+class InvalidSetting(ImproperlyConfigured):
+    """A setting from the environment is missing or has a value it does not accept."""
+
+
+def _invalid(name: str, value: str, accepted: str) -> InvalidSetting:
+    return InvalidSetting(f"{name}={value!r} is invalid: {name} accepts {accepted}.")
 
 
 def env_bool(name: str, *, default: bool) -> bool:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
 from project.capacity import default_max_connections
 from project.env import (
+    InvalidSetting,
     env_bool,
     env_choice,
     env_list,
@@ -29,7 +28,7 @@ DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
 _secret_key = env_str("DJANGO_SECRET_KEY")
 if _secret_key is None and not DEBUG:
-    raise ImproperlyConfigured(
+    raise InvalidSetting(
         "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: it accepts any long random "
         "string, for example the output of "
         "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from servers import launcher
 from tests.live import PROJECT_DIR
 from tests.timing import bound
 
@@ -48,11 +49,12 @@ def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_invalid_value_stops_start_up(variable: str, value: str, accepted: str) -> None:
-    """An invalid variable stops start-up with a message naming it and what it accepts."""
+    """An invalid variable stops start-up with one line naming it and what it accepts."""
     result = manage("check", **{**PRODUCTION, variable: value})
     assert result.returncode != 0
-    assert f"{variable}={value!r} is invalid" in result.stderr
+    assert result.stderr.startswith(f"manage.py: {variable}={value!r} is invalid")
     assert accepted in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 def test_secret_key_required_without_debug() -> None:
@@ -60,6 +62,32 @@ def test_secret_key_required_without_debug() -> None:
     result = manage("check", DJANGO_DEBUG="false")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off" in result.stderr
+
+
+def test_manage_py_has_development_defaults() -> None:
+    """``manage.py`` works on a fresh checkout with no variables set, in development mode."""
+    result = manage("check")
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+def test_servers_refuse_to_start_without_production_settings(kind: str) -> None:
+    """The ASGI entry point that servers load is production-safe with no variables set: it
+    stops at once with one line asking for a secret key, not a traceback."""
+    result = subprocess.run(
+        launcher.command(kind),
+        cwd=PROJECT_DIR,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=bound(60),
+        check=False,
+    )
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("channels-echo: DJANGO_SECRET_KEY must be set")
+    assert "Traceback" not in result.stderr
 
 
 def test_debug_runs_without_secret_key() -> None:
