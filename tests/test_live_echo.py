@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import urllib.error
 import urllib.request
@@ -147,6 +148,18 @@ def http_get(url: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def test_probe_reaches_healthz_behind_https(live_servers: ServerFactory, server_kind: str) -> None:
+    """Configured for a public host behind HTTPS, the server answers a plain-HTTP probe of
+    /healthz at its own address, and still refuses that address for the page."""
+    server = live_servers(
+        server_kind, DJANGO_HTTPS="true", DJANGO_ALLOWED_HOSTS="echo.example.com"
+    )
+    status, body = http_get(f"{server.http_url}/healthz")
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+    assert http_get(f"{server.http_url}/")[0] == 400
 
 
 def test_index_page_is_served(echo_server: LiveServer) -> None:
