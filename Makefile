@@ -1,9 +1,13 @@
-# Everyday commands. Each one creates or updates .venv from requirements.lock first.
+# Everyday commands. Each one creates or updates .venv first: from requirements.lock (the service
+# and its servers) for run and serve, with requirements-dev.lock (tests, linters) on top for
+# test, and bench/requirements.lock on top for bench.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+DEV_INSTALLED := $(VENV)/.dev-installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -11,13 +15,18 @@ PORT ?= 8000
 SYSTEM_PACKAGES := chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages run serve serve-uvicorn test lint format lock bench bench-quick clean
+.PHONY: install system-packages run serve serve-uvicorn test runtime-check lint format lock bench \
+	bench-quick clean
 
 install: $(INSTALLED)
 
 $(INSTALLED): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PIP_INSTALL) -r requirements.lock
+	touch $@
+
+$(DEV_INSTALLED): $(INSTALLED) requirements-dev.lock
+	$(PIP_INSTALL) -r requirements-dev.lock
 	touch $@
 
 ## Install whichever of $(SYSTEM_PACKAGES) is missing, with apt-get
@@ -49,11 +58,19 @@ serve-uvicorn: $(INSTALLED)
 		project.asgi:application
 
 ## Lint, format check and the whole test suite
-test: lint system-packages $(INSTALLED)
+test: lint system-packages $(DEV_INSTALLED)
 	$(BIN)/python -m pytest
 
+## A production install from requirements.lock alone: the service and its servers start, and no
+## test or benchmark tool is installed
+RUNTIME_VENV := .venv-runtime-check
+runtime-check:
+	rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(RUNTIME_VENV)/bin/python -m tools.runtime_check; status=$$?; rm -rf $(RUNTIME_VENV); exit $$status
+
 $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.lock
+	$(PIP_INSTALL) -r bench/requirements.lock
 	touch $@
 
 ## The benchmark against the peers (about 20 minutes); results in bench/results/
@@ -64,19 +81,21 @@ bench: $(BENCH_INSTALLED)
 bench-quick: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench.run --quick
 
-lint: $(INSTALLED)
+lint: $(DEV_INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(INSTALLED)
+format: $(DEV_INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## Re-pin requirements.lock from the ranges in pyproject.toml
+## Re-pin the three lock files from the ranges in pyproject.toml
 lock: $(INSTALLED)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip compile --universal --python-version 3.11 --extra dev --no-header \
+	$(PIP_INSTALL) uv
+	$(BIN)/uv pip compile --universal --python-version 3.11 --extra uvicorn --no-header \
 		pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile --universal --python-version 3.11 --extra dev --no-header \
+		-c requirements.lock pyproject.toml -o requirements-dev.lock
 	$(BIN)/uv pip compile --universal --python-version 3.11 --extra bench --no-header \
 		-c requirements.lock pyproject.toml -o bench/requirements.lock
 
