@@ -15,8 +15,8 @@ PORT ?= 8000
 SYSTEM_PACKAGES := chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages run serve serve-uvicorn test runtime-check lint format lock bench \
-	bench-quick clean
+.PHONY: install system-packages run serve serve-uvicorn collectstatic test runtime-check lint \
+	format lock bench bench-quick clean
 
 install: $(INSTALLED)
 
@@ -47,15 +47,19 @@ run: $(INSTALLED)
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## Production-style server: DEBUG off, so DJANGO_SECRET_KEY must be set
-serve: $(INSTALLED)
+serve: collectstatic
 	$(BIN)/daphne --bind $(HOST) --port $(PORT) project.asgi:application
 
 ## The same under uvicorn, with the project's protocol classes (docs/servers.md)
-serve-uvicorn: $(INSTALLED)
+serve-uvicorn: collectstatic
 	$(BIN)/uvicorn --host $(HOST) --port $(PORT) --no-proxy-headers --lifespan off \
 		--http servers.uvicorn:EchoHTTPProtocol \
 		--ws servers.uvicorn:EchoWebSocketProtocol \
 		project.asgi:application
+
+## Static files, content-hashed, into DJANGO_STATIC_ROOT (./staticfiles by default)
+collectstatic: $(INSTALLED)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-false} $(BIN)/python manage.py collectstatic --noinput -v 0
 
 ## Lint, format check and the whole test suite
 test: lint system-packages $(DEV_INSTALLED)

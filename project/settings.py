@@ -107,11 +107,19 @@ TEMPLATES = [
 DATABASES: dict[str, dict[str, str]] = {}
 
 STATIC_URL = "static/"
-# WhiteNoise serves straight from the app's static folders, so the service runs without a
-# collectstatic step; DJANGO_STATIC_ROOT is only where `collectstatic` puts the files for a
-# proxy that serves /static/ itself.
-STATIC_ROOT = env_str("DJANGO_STATIC_ROOT")
-WHITENOISE_USE_FINDERS = True
+# Production serves static files from STATIC_ROOT, which `manage.py collectstatic` fills with
+# content-hashed copies (app.3f2a1c9b8d7e.js) that browsers and proxies may cache for good, so a
+# deploy never pairs a new page with an old script. Development (DEBUG) serves them straight
+# from the app folders, unhashed, with no collectstatic step.
+STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "project.static.HashedStaticFilesStorage"
+    },
+}
 
 USE_TZ = True
 LANGUAGE_CODE = "en-us"

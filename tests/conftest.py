@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+from django.test import override_settings
 
 from tests.live import SERVER_KINDS, LiveServer, start_server
 
 ServerFactory = Callable[..., LiveServer]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Static files collected as production collects them (content-hashed, with a manifest),
+    for the in-process tests and every live server."""
+    root = tmp_path_factory.mktemp("static")
+    with override_settings(STATIC_ROOT=str(root)):
+        call_command("collectstatic", interactive=False, verbosity=0)
+        yield root
+
+
 @pytest.fixture(scope="session")
-def live_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+def live_servers(
+    tmp_path_factory: pytest.TempPathFactory, static_root: Path
+) -> Iterator[ServerFactory]:
     """Starts a server per (kind, settings) on first use; stops each by its PID at the end."""
     log_dir = tmp_path_factory.mktemp("server-logs")
     running: dict[tuple[str, frozenset[tuple[str, str]]], LiveServer] = {}
@@ -20,7 +35,8 @@ def live_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFac
     def serve(kind: str, **overrides: str) -> LiveServer:
         key = (kind, frozenset(overrides.items()))
         if key not in running:
-            running[key] = start_server(kind, log_dir, overrides)
+            environment = {"DJANGO_STATIC_ROOT": str(static_root), **overrides}
+            running[key] = start_server(kind, log_dir, environment)
         return running[key]
 
     yield serve

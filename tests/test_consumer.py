@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from channels.routing import URLRouter
@@ -18,26 +19,24 @@ from django.urls import re_path
 from pytest_django import Settings
 
 from echo.consumers import EchoConsumer, UnknownPathConsumer
-from project.asgi import application
 from project.origin import BrowserOriginValidator
 from tests.timing import bound
 
 ClientFactory = Callable[..., WebsocketCommunicator]
 
-# The project's application, and the same routes serving the plain consumer.
-APPLICATIONS = {
-    "fast": application,
-    "stock": BrowserOriginValidator(
-        URLRouter(
-            [route("echo", EchoConsumer.as_asgi()), re_path(r"", UnknownPathConsumer.as_asgi())]
-        )
-    ),
-}
+# The same routes as the project's, serving the plain consumer.
+STOCK_APPLICATION = BrowserOriginValidator(
+    URLRouter([route("echo", EchoConsumer.as_asgi()), re_path(r"", UnknownPathConsumer.as_asgi())])
+)
 
 
-@pytest.fixture(params=list(APPLICATIONS))
-def echo_client(request: pytest.FixtureRequest) -> ClientFactory:
+@pytest.fixture(params=["fast", "stock"])
+def echo_client(request: pytest.FixtureRequest, static_root: Path) -> ClientFactory:
     """Opens in-process connections to each version of the consumer in turn."""
+    # Imported once the static files are collected: building it sets WhiteNoise up on them.
+    from project.asgi import application
+
+    served = application if request.param == "fast" else STOCK_APPLICATION
 
     def open_client(
         path: str = "/echo",
@@ -46,7 +45,7 @@ def echo_client(request: pytest.FixtureRequest) -> ClientFactory:
     ) -> WebsocketCommunicator:
         headers = [(b"origin", origin)] if origin is not None else []
         return WebsocketCommunicator(
-            APPLICATIONS[request.param],
+            served,
             path,
             headers=headers,
             subprotocols=["echo"] if subprotocols is None else subprotocols,

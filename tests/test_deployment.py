@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -50,14 +51,15 @@ NGINX_ATTEMPTS = 5
 
 
 def render_site(listen_port: int, backend_ports: list[int], static_root: Path) -> str:
-    """The shipped site with its three "deployment:" lines pointed at this test's processes."""
+    """The shipped site with its "deployment:" lines pointed at this test's processes; nginx
+    serves /static/ from the folder named ``static`` under its root."""
     site = SITE.read_text()
     upstream = "".join(f"    server 127.0.0.1:{port};\n" for port in backend_ports)
     replacements = {
         "    server 127.0.0.1:8001;  # deployment: one line per daphne process\n"
         "    server 127.0.0.1:8002;  # deployment: one line per daphne process\n": upstream,
         "listen 80;": f"listen {HOST}:{listen_port};",
-        "alias /srv/channels-echo/static/;": f"alias {static_root}/;",
+        "root /srv/channels-echo;": f"root {static_root.parent};",
     }
     for shipped, local in replacements.items():
         assert site.count(shipped) == 1, f"{SITE.name} no longer contains {shipped!r}"
@@ -116,12 +118,14 @@ class Deployment:
 
 
 def collect_static(static_root: Path) -> None:
+    """``collectstatic`` as docs/deployment.md runs it, with production settings."""
     result = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
         cwd=PROJECT_DIR,
         env={
             "PATH": os.environ.get("PATH", ""),
-            "DJANGO_DEBUG": "true",
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_STATIC_ROOT": str(static_root),
         },
         capture_output=True,
@@ -188,9 +192,10 @@ def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
     try:
         static_root = prefix / "static"
         collect_static(static_root)
-        # Only nginx can serve this file: the backends are not given DJANGO_STATIC_ROOT.
+        settings = {**BACKEND_SETTINGS, "DJANGO_STATIC_ROOT": str(static_root)}
+        backends = [start_server(kind, log_dir, settings) for _ in range(2)]
+        # Only nginx can serve this file: the backends read STATIC_ROOT before it existed.
         (static_root / "served-by-nginx.txt").write_text("from disk\n")
-        backends = [start_server(kind, log_dir, BACKEND_SETTINGS) for _ in range(2)]
         backend_ports = [backend.port for backend in backends]
         nginx, port = start_nginx(
             prefix, lambda port: render_site(port, backend_ports, static_root)
@@ -246,7 +251,20 @@ def test_page_and_static_files_come_through_nginx(site: Deployment) -> None:
     assert status == 200
     assert script == (PROJECT_DIR / "echo/static/echo/app.js").read_bytes()
     assert "javascript" in headers["Content-Type"]
+    assert headers["Cache-Control"] == "max-age=3600"
     assert http_get(site.port, "/static/served-by-nginx.txt")[2] == b"from disk\n"
+
+
+def test_hashed_static_files_are_cached_for_good(site: Deployment) -> None:
+    """The page loads its script under a content-hashed name, which nginx serves as cacheable
+    for good; a deploy that changes the script changes the name."""
+    page = http_get(site.port, "/")[2]
+    found = re.search(rb'src="(/static/echo/app\.[0-9a-f]{12}\.js)"', page)
+    assert found, page
+    status, headers, _ = http_get(site.port, found.group(1).decode())
+    assert status == 200
+    assert "max-age=315360000" in headers["Cache-Control"]
+    assert "immutable" in headers["Cache-Control"]
 
 
 async def test_websocket_echoes_through_nginx(site: Deployment) -> None:

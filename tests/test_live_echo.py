@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -168,11 +170,29 @@ def test_index_page_is_served(echo_server: LiveServer) -> None:
     assert b'data-subprotocol="echo"' in body
 
 
-def test_static_file_is_served(echo_server: LiveServer) -> None:
-    """The page's script is served from /static/, with DEBUG off under daphne."""
-    status, body = http_get(f"{echo_server.http_url}/static/echo/app.js")
+def page_script(http_url: str) -> str:
+    """The path of the script the index page loads."""
+    status, page = http_get(f"{http_url}/")
     assert status == 200
-    assert body == (PROJECT_DIR / "echo/static/echo/app.js").read_bytes()
+    found = re.search(rb'<script type="module" src="(/static/echo/app[^"]*)"', page)
+    assert found, page
+    return found.group(1).decode()
+
+
+def test_page_script_is_served(echo_server: LiveServer) -> None:
+    """The page's script is served under the name the page gives it: content-hashed and
+    cacheable for good in production, straight from the app folder under runserver."""
+    script = page_script(echo_server.http_url)
+    with urllib.request.urlopen(f"{echo_server.http_url}{script}", timeout=bound(10)) as response:  # noqa: S310
+        body, cache_control = response.read(), response.headers.get("Cache-Control", "")
+    if echo_server.kind == "runserver":
+        assert script == "/static/echo/app.js"
+        assert body == (PROJECT_DIR / "echo/static/echo/app.js").read_bytes()
+    else:
+        assert re.fullmatch(r"/static/echo/app\.[0-9a-f]{12}\.js", script)
+        assert "immutable" in cache_control
+        # Its imports name the hashed modules too, so no cache can mix versions.
+        assert re.search(rb'from "\./closing\.[0-9a-f]{12}\.js"', body)
 
 
 def test_unknown_path_is_404(echo_server: LiveServer) -> None:
@@ -203,10 +223,14 @@ async def test_compression_is_not_negotiated(echo_server: LiveServer) -> None:
 
 
 async def test_shutdown_closes_with_1001(
-    server_kind: str, tmp_path_factory: pytest.TempPathFactory
+    server_kind: str, tmp_path_factory: pytest.TempPathFactory, static_root: Path
 ) -> None:
     """SIGTERM closes open WebSockets with 1001 and a reason, and the process exits."""
-    server = start_server(server_kind, tmp_path_factory.mktemp("shutdown-logs"))
+    server = start_server(
+        server_kind,
+        tmp_path_factory.mktemp("shutdown-logs"),
+        {"DJANGO_STATIC_ROOT": str(static_root)},
+    )
     try:
         async with connect_echo(f"{server.ws_url}/echo") as ws:
             await ws.send("before")
