@@ -1,9 +1,11 @@
-"""The shipped deployment for real: nginx (deploy/nginx) in front of two server processes,
-under each production server (daphne, and uvicorn per docs/servers.md)."""
+"""The shipped deployment for real: nginx (deploy/nginx) ending TLS in front of two server
+processes configured as deploy/channels-echo.env says, under each production server (daphne,
+and uvicorn per docs/servers.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.client
 import json
 import os
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.live import (
@@ -36,6 +39,7 @@ from tests.live import (
 )
 from tests.test_settings import manage
 from tests.timing import bound
+from tests.tls import Certificate, self_signed
 
 pytestmark = pytest.mark.live
 
@@ -46,19 +50,42 @@ BACKEND_KINDS = [kind for kind in SERVER_KINDS if kind != "runserver"]
 # Clients "elsewhere": loopback addresses other than the one nginx connects to backends from.
 CLIENT_ADDRESS = "127.0.0.3"
 STRANGER_ADDRESS = "127.0.0.4"
-BACKEND_SETTINGS = {"ECHO_TRUSTED_PROXIES": "127.0.0.1", "LOG_LEVEL": "INFO"}
+# The host name of deploy/channels-echo.env and the nginx site.
+PUBLIC_HOST = "echo.example.com"
 NGINX_ATTEMPTS = 5
 
 
-def render_site(listen_port: int, backend_ports: list[int], static_root: Path) -> str:
-    """The shipped site with its "deployment:" lines pointed at this test's processes; nginx
-    serves /static/ from the folder named ``static`` under its root."""
+def documented_environment(**changes: str) -> dict[str, str]:
+    """deploy/channels-echo.env as written, with a real secret and the given changes."""
+    environment = {}
+    for line in (PROJECT_DIR / "deploy/channels-echo.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            environment[name] = value
+    environment["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
+    environment.update(changes)
+    return environment
+
+
+def render_site(
+    ports: tuple[int, int], backend_ports: list[int], static_root: Path, tls: Certificate
+) -> str:
+    """The shipped site with its "deployment:" lines pointed at this test's processes, ports
+    (plain HTTP, HTTPS) and certificate; nginx serves /static/ from the folder named ``static``
+    under its root."""
     site = SITE.read_text()
     upstream = "".join(f"    server 127.0.0.1:{port};\n" for port in backend_ports)
     replacements = {
         "    server 127.0.0.1:8001;  # deployment: one line per daphne process\n"
         "    server 127.0.0.1:8002;  # deployment: one line per daphne process\n": upstream,
-        "listen 80;": f"listen {HOST}:{listen_port};",
+        "listen 80;": f"listen {HOST}:{ports[0]};",
+        "listen 443 ssl;": f"listen {HOST}:{ports[1]} ssl;",
+        "ssl_certificate /etc/letsencrypt/live/echo.example.com/fullchain.pem;": (
+            f"ssl_certificate {tls.certificate_path};"
+        ),
+        "ssl_certificate_key /etc/letsencrypt/live/echo.example.com/privkey.pem;": (
+            f"ssl_certificate_key {tls.key_path};"
+        ),
         "root /srv/channels-echo;": f"root {static_root.parent};",
     }
     for shipped, local in replacements.items():
@@ -104,14 +131,36 @@ def hand_to_nobody(directory: Path) -> None:
 
 @dataclass
 class Deployment:
+    http_port: int
     port: int
     backends: list[LiveServer]
     nginx: subprocess.Popen[bytes]
     prefix: Path
+    tls: Certificate
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.port}/echo"
+        return f"wss://{HOST}:{self.port}/echo"
+
+    def connect(self, **options: object) -> connect:
+        """A WebSocket through nginx over TLS, verified against the test's certificate."""
+        return connect_echo(self.ws_url, ssl=self.tls.client_context(), **options)
+
+    def get(self, path: str, source: str = CLIENT_ADDRESS) -> tuple:
+        """GET over HTTPS through nginx, as a browser asking for the public host would."""
+        connection = http.client.HTTPSConnection(
+            HOST,
+            self.port,
+            timeout=bound(10),
+            source_address=(source, 0),
+            context=self.tls.client_context(),
+        )
+        try:
+            connection.request("GET", path, headers={"Host": PUBLIC_HOST})
+            response = connection.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            connection.close()
 
     def backend_log(self) -> str:
         return "".join(backend.log() for backend in self.backends)
@@ -144,13 +193,14 @@ def candidate_port() -> int:
 
 
 def start_nginx(
-    prefix: Path, site_on: Callable[[int], str]
-) -> tuple[subprocess.Popen[bytes], int]:
-    """nginx serving ``site_on(port)``; if another process takes the port first, another try."""
+    prefix: Path, site_on: Callable[[tuple[int, int]], str]
+) -> tuple[subprocess.Popen[bytes], tuple[int, int]]:
+    """nginx serving ``site_on((http_port, https_port))``; if another process takes a port
+    first, another try."""
     config, error_log = prefix / "nginx.conf", prefix / "error.log"
     for _ in range(NGINX_ATTEMPTS):
-        port = candidate_port()
-        config.write_text(nginx_config(prefix, site_on(port)))
+        ports = candidate_port(), candidate_port()
+        config.write_text(nginx_config(prefix, site_on(ports)))
         if os.geteuid() == 0:
             hand_to_nobody(prefix)
         nginx = subprocess.Popen(
@@ -162,14 +212,15 @@ def start_nginx(
         deadline = time.monotonic() + bound(20)
         while time.monotonic() < deadline and nginx.poll() is None:
             try:
-                socket.create_connection((HOST, port), timeout=0.5).close()
-                return nginx, port
+                for port in ports:
+                    socket.create_connection((HOST, port), timeout=0.5).close()
+                return nginx, ports
             except OSError:
                 time.sleep(0.05)
         stop_nginx(nginx)
         log = error_log.read_text(errors="replace") if error_log.exists() else ""
         if "Address already in use" not in log:
-            raise AssertionError(f"nginx did not listen on {port}:\n{log}")
+            raise AssertionError(f"nginx did not listen on {ports}:\n{log}")
     raise AssertionError(f"nginx found no free port in {NGINX_ATTEMPTS} tries")
 
 
@@ -192,15 +243,16 @@ def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
     try:
         static_root = prefix / "static"
         collect_static(static_root)
-        settings = {**BACKEND_SETTINGS, "DJANGO_STATIC_ROOT": str(static_root)}
+        settings = documented_environment(DJANGO_STATIC_ROOT=str(static_root))
         backends = [start_server(kind, log_dir, settings) for _ in range(2)]
         # Only nginx can serve this file: the backends read STATIC_ROOT before it existed.
         (static_root / "served-by-nginx.txt").write_text("from disk\n")
         backend_ports = [backend.port for backend in backends]
-        nginx, port = start_nginx(
-            prefix, lambda port: render_site(port, backend_ports, static_root)
+        tls = self_signed(prefix, PUBLIC_HOST, HOST)
+        nginx, (http_port, port) = start_nginx(
+            prefix, lambda ports: render_site(ports, backend_ports, static_root, tls)
         )
-        yield Deployment(port, backends, nginx, prefix)
+        yield Deployment(http_port, port, backends, nginx, prefix, tls)
     finally:
         if nginx is not None:
             stop_nginx(nginx)
@@ -225,7 +277,7 @@ def http_get(port: int, path: str, source: str = CLIENT_ADDRESS, **headers: str)
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        return response.status, response.headers, response.read()
     finally:
         connection.close()
 
@@ -242,34 +294,55 @@ def backend_connections(backend: LiveServer) -> int:
     return json.loads(body)["connections"]
 
 
-def test_page_and_static_files_come_through_nginx(site: Deployment) -> None:
-    """The index page is proxied to the backends; static files are served by nginx from disk."""
-    status, _, page = http_get(site.port, "/")
+def test_page_comes_over_https_with_hsts(site: Deployment) -> None:
+    """The page loads over HTTPS through nginx, with HSTS and no redirect: the backends believe
+    nginx's X-Forwarded-Proto, so DJANGO_HTTPS does not send the request round again."""
+    status, headers, page = site.get("/")
     assert status == 200
     assert b'data-subprotocol="echo"' in page
-    status, headers, script = http_get(site.port, "/static/echo/app.js")
+    assert headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_plain_http_is_sent_to_https(site: Deployment) -> None:
+    """A browser asking over plain HTTP is sent to the same path over HTTPS."""
+    status, headers, _ = http_get(site.http_port, "/?from=link", Host=PUBLIC_HOST)
+    assert status == 301
+    assert headers["Location"] == f"https://{PUBLIC_HOST}/?from=link"
+
+
+def test_static_files_come_from_nginx(site: Deployment) -> None:
+    """Static files are served by nginx from disk; names without a hash for an hour."""
+    status, headers, script = site.get("/static/echo/app.js")
     assert status == 200
     assert script == (PROJECT_DIR / "echo/static/echo/app.js").read_bytes()
     assert "javascript" in headers["Content-Type"]
     assert headers["Cache-Control"] == "max-age=3600"
-    assert http_get(site.port, "/static/served-by-nginx.txt")[2] == b"from disk\n"
+    assert site.get("/static/served-by-nginx.txt")[2] == b"from disk\n"
 
 
 def test_hashed_static_files_are_cached_for_good(site: Deployment) -> None:
     """The page loads its script under a content-hashed name, which nginx serves as cacheable
     for good; a deploy that changes the script changes the name."""
-    page = http_get(site.port, "/")[2]
+    page = site.get("/")[2]
     found = re.search(rb'src="(/static/echo/app\.[0-9a-f]{12}\.js)"', page)
     assert found, page
-    status, headers, _ = http_get(site.port, found.group(1).decode())
+    status, headers, _ = site.get(found.group(1).decode())
     assert status == 200
     assert "max-age=315360000" in headers["Cache-Control"]
     assert "immutable" in headers["Cache-Control"]
 
 
+def test_backends_pass_health_probes(site: Deployment) -> None:
+    """A load balancer probing each backend at its own address over plain HTTP gets 200."""
+    for backend in site.backends:
+        status, _, body = http_get(backend.port, "/healthz", source=HOST)
+        assert status == 200
+        assert json.loads(body)["status"] == "ok"
+
+
 async def test_websocket_echoes_through_nginx(site: Deployment) -> None:
-    """The handshake through nginx negotiates echo; text, binary and 1 MiB echo intact."""
-    async with connect_echo(site.ws_url) as ws:
+    """The wss:// handshake through nginx negotiates echo; text, binary and 1 MiB echo intact."""
+    async with site.connect() as ws:
         assert ws.subprotocol == "echo"
         for message in ("through the proxy é🎉", os.urandom(1000), os.urandom(1024 * 1024)):
             await ws.send(message)
@@ -278,15 +351,15 @@ async def test_websocket_echoes_through_nginx(site: Deployment) -> None:
 
 async def test_connections_spread_over_both_processes(site: Deployment) -> None:
     """Connections opened through nginx land on both backend processes."""
-    async with all_open([connect_echo(site.ws_url) for _ in range(6)]):
+    async with all_open([site.connect() for _ in range(6)]):
         counts = [backend_connections(backend) for backend in site.backends]
     assert all(count >= 2 for count in counts), counts
 
 
-async def echo_claiming(url: str, source: str, claimed: str) -> None:
+async def echo_claiming(open_echo: Callable[..., connect], source: str, claimed: str) -> None:
     """One echo from the address ``source``, claiming in X-Forwarded-For to be ``claimed``."""
     headers = {"X-Forwarded-For": claimed}
-    async with connect_echo(url, local_addr=(source, 0), additional_headers=headers) as ws:
+    async with open_echo(local_addr=(source, 0), additional_headers=headers) as ws:
         await ws.send("who am I")
         await ws.recv()
 
@@ -298,14 +371,16 @@ async def logged_client(read_log: Callable[[], str], source: str) -> str:
 
 async def test_logged_client_is_the_real_one(site: Deployment) -> None:
     """Behind nginx the log names the real client, whatever X-Forwarded-For it claims."""
-    await echo_claiming(site.ws_url, CLIENT_ADDRESS, "203.0.113.7")
+    await echo_claiming(site.connect, CLIENT_ADDRESS, "203.0.113.7")
     assert "203.0.113.7" not in await logged_client(site.backend_log, CLIENT_ADDRESS)
 
 
 async def test_forwarded_for_is_ignored_from_untrusted_peers(site: Deployment) -> None:
     """A client reaching a backend directly cannot choose its logged address with a header."""
     backend = site.backends[0]
-    await echo_claiming(f"{backend.ws_url}/echo", STRANGER_ADDRESS, "198.51.100.9")
+    await echo_claiming(
+        functools.partial(connect_echo, f"{backend.ws_url}/echo"), STRANGER_ADDRESS, "198.51.100.9"
+    )
     assert "198.51.100.9" not in await logged_client(backend.log, STRANGER_ADDRESS)
 
 
@@ -316,7 +391,7 @@ async def test_sigterm_closes_with_1001_and_nginx_routes_around(
     """SIGTERM closes a process's clients with 1001; new connections keep succeeding."""
     with deployment(kind, tmp_path_factory.mktemp("sigterm-logs")) as running:
         doomed, survivor = running.backends
-        async with all_open([connect_echo(running.ws_url) for _ in range(6)]) as clients:
+        async with all_open([running.connect() for _ in range(6)]) as clients:
             on_doomed = backend_connections(doomed)
             assert on_doomed > 0
             started = time.monotonic()
@@ -327,7 +402,7 @@ async def test_sigterm_closes_with_1001_and_nginx_routes_around(
         assert codes.count(1001) == on_doomed
         assert codes.count("echoed") == len(clients) - on_doomed
         for attempt in range(20):
-            async with connect_echo(running.ws_url) as ws:
+            async with running.connect() as ws:
                 await ws.send(f"after the restart {attempt}")
                 assert (
                     await asyncio.wait_for(ws.recv(), timeout=bound(5))
@@ -350,11 +425,5 @@ async def close_code_or_echo(ws: object) -> int | str:
 
 def test_check_deploy_is_clean_with_the_documented_environment() -> None:
     """``check --deploy`` is clean with deploy/channels-echo.env (given a real secret)."""
-    environment = {}
-    for line in (PROJECT_DIR / "deploy/channels-echo.env").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            environment[name] = value
-    environment["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
-    result = manage("check", "--deploy", "--fail-level", "DEBUG", **environment)
+    result = manage("check", "--deploy", "--fail-level", "DEBUG", **documented_environment())
     assert result.returncode == 0, result.stderr

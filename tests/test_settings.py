@@ -124,3 +124,20 @@ def test_no_database_file_is_created() -> None:
     result = manage("check", DJANGO_DEBUG="true")
     assert result.returncode == 0, result.stderr
     assert not (PROJECT_DIR / "db.sqlite3").exists()
+
+
+def test_readme_production_block_passes_check_deploy() -> None:
+    """The variables the README's production block exports make ``check --deploy`` clean."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    block = readme.split("## Running in production", 1)[1].split("```sh", 1)[1].split("```")[0]
+    environment = {}
+    for line in block.splitlines():
+        for assignment in line.split("#")[0].removeprefix("export ").split():
+            if "=" in assignment and line.startswith("export "):
+                name, _, value = assignment.partition("=")
+                environment[name] = value
+    assert {"DJANGO_DEBUG", "DJANGO_HTTPS", "ECHO_TRUSTED_PROXIES"} <= environment.keys()
+    environment["DJANGO_SECRET_KEY"] = PRODUCTION["DJANGO_SECRET_KEY"]
+    result = manage("check", "--deploy", "--fail-level", "DEBUG", **environment)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
