@@ -91,6 +91,15 @@ def target_checks(results: dict) -> list[tuple[str, float | None, str, bool | No
             None,
             1.15,
         )
+        metrics_off = f"project, metrics off / {server}"
+        if metrics_off in results["runs"]:
+            check(
+                f"{project} W1 with metrics vs without",
+                ratio(project, metrics_off, "W1", "echoes_per_second"),
+                "≥ 0.97",
+                0.97,
+                None,
+            )
     check(
         "project / daphne W1 vs stock Channels / daphne",
         ratio("project / daphne", "stock Channels / daphne", "W1", "echoes_per_second"),

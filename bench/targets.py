@@ -30,6 +30,8 @@ class Target:
     command: list[str]
     reference: bool = False
     group: str = "project"
+    # Settings of this target on top of ENVIRONMENT.
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 TARGETS = [
@@ -37,6 +39,19 @@ TARGETS = [
     Target("project / daphne", launcher.command("daphne", PROJECT_APP)),
     Target("project / uvicorn", launcher.command("uvicorn", PROJECT_APP)),
     Target("project / granian", launcher.command("granian", PROJECT_APP)),
+    # The cost of /metrics: the same project with it switched off.
+    Target(
+        "project, metrics off / daphne",
+        launcher.command("daphne", PROJECT_APP),
+        group="metrics off",
+        settings=(("ECHO_METRICS", "off"),),
+    ),
+    Target(
+        "project, metrics off / uvicorn",
+        launcher.command("uvicorn", PROJECT_APP),
+        group="metrics off",
+        settings=(("ECHO_METRICS", "off"),),
+    ),
     Target("raw ASGI / daphne", launcher.command("daphne", RAW_APP), group="raw ASGI"),
     Target("raw ASGI / uvicorn", launcher.command("uvicorn", RAW_APP), group="raw ASGI"),
     Target("raw ASGI / granian", launcher.command("granian", RAW_APP), group="raw ASGI"),
@@ -87,7 +102,7 @@ def start(target: Target, log_dir: Path) -> RunningServer:
     slug = target.name.replace(" / ", "-").replace(" ", "-")
     server = launcher.start(
         target.command,
-        environment={**os.environ, **ENVIRONMENT},
+        environment={**os.environ, **ENVIRONMENT, **dict(target.settings)},
         log_path=log_dir / f"{slug}-{time.monotonic_ns()}.log",
     )
     time.sleep(SETTLE_SECONDS)

@@ -1,20 +1,79 @@
-"""The echo WebSockets of this process: how many are open (read by the connection cap and
-/healthz), and how their clients are named in the log."""
+"""The echo WebSockets of this process: what each one carried, which are open (read by the
+connection cap, /healthz and /metrics), and how their clients are named in the log."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
+
+TRAFFIC_FIELDS = (
+    *("text_in", "text_bytes_in", "binary_in", "binary_bytes_in"),
+    *("text_out", "text_bytes_out", "binary_out", "binary_bytes_out"),
+)
+
+
+@dataclass(slots=True, eq=False)
+class TrafficCounts:
+    """What one connection carried, by direction and message type."""
+
+    opened_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+    text_in: int = 0
+    text_bytes_in: int = 0
+    binary_in: int = 0
+    binary_bytes_in: int = 0
+    text_out: int = 0
+    text_bytes_out: int = 0
+    binary_out: int = 0
+    binary_bytes_out: int = 0
+
+    @property
+    def messages_in(self) -> int:
+        return self.text_in + self.binary_in
+
+    @property
+    def bytes_in(self) -> int:
+        return self.text_bytes_in + self.binary_bytes_in
+
+    @property
+    def messages_out(self) -> int:
+        return self.text_out + self.binary_out
+
+    @property
+    def bytes_out(self) -> int:
+        return self.text_bytes_out + self.binary_bytes_out
+
 
 class OpenConnections:
-    """A per-process count; every ASGI server here runs one event loop per process."""
+    """The open connections of this process (every ASGI server here runs one event loop per
+    process), and the traffic of those that have closed.
+
+    Connections count their own traffic; totals are summed only when asked for (a scrape of
+    /metrics), so a message costs nothing more than the connection's own counters.
+    """
 
     def __init__(self) -> None:
-        self.count = 0
+        self.open: set[TrafficCounts] = set()
+        self.finished = dict.fromkeys(TRAFFIC_FIELDS, 0)
 
-    def opened(self) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self.open)
 
-    def closed(self) -> None:
-        self.count -= 1
+    def opened(self, counts: TrafficCounts) -> None:
+        self.open.add(counts)
+
+    def closed(self, counts: TrafficCounts) -> None:
+        self.open.discard(counts)
+        for name in TRAFFIC_FIELDS:
+            self.finished[name] += getattr(counts, name)
+
+    def traffic(self) -> dict[str, int]:
+        """Everything carried so far, by the names of ``TrafficCounts``' fields."""
+        totals = dict(self.finished)
+        for counts in self.open:
+            for name in TRAFFIC_FIELDS:
+                totals[name] += getattr(counts, name)
+        return totals
 
 
 open_connections = OpenConnections()

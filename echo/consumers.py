@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from echo.connections import describe_client, open_connections
+from echo import metrics
+from echo.connections import TrafficCounts, describe_client, open_connections
 from echo.fastpath import FastWebsocketConsumer
 from echo.idle import IdleTimer
 
@@ -36,17 +36,6 @@ IDLE_REASON = "idle timeout"
 TOO_BIG_REASON = "message too big"
 AT_CAPACITY_REASON = "server at connection limit, try again later"
 PREVIEW_CHARS = 32
-
-
-@dataclass(slots=True)
-class TrafficCounts:
-    """What one connection carried, reported when it closes."""
-
-    opened_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
-    messages_in: int = 0
-    bytes_in: int = 0
-    messages_out: int = 0
-    bytes_out: int = 0
 
 
 def preview(text_data: str | None, bytes_data: bytes | None) -> str:
@@ -77,6 +66,7 @@ class EchoConsumer(AsyncWebsocketConsumer):
                 self.client,
                 ",".join(offered) or "-",
             )
+            metrics.refused("subprotocol_missing")
             await self.close()
             return
         await self.accept(subprotocol=SUBPROTOCOL)
@@ -87,9 +77,12 @@ class EchoConsumer(AsyncWebsocketConsumer):
                 open_connections.count,
                 settings.ECHO_MAX_CONNECTIONS,
             )
+            metrics.refused("capacity")
             await self.close_with(CLOSE_TRY_AGAIN_LATER, AT_CAPACITY_REASON)
             return
-        open_connections.opened()
+        self.counts = TrafficCounts()
+        open_connections.opened(self.counts)
+        metrics.ACCEPTED.inc()
         # Released when the connection's task ends, however it ends: the server may cancel it
         # without a disconnect(), and no timer or count may outlive the connection.
         current_task = asyncio.current_task()
@@ -98,7 +91,6 @@ class EchoConsumer(AsyncWebsocketConsumer):
         # Read once per connection rather than once per message.
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.log_messages = logger.isEnabledFor(logging.DEBUG)
-        self.counts = TrafficCounts()
         if settings.ECHO_IDLE_TIMEOUT is not None:
             self.idle_timer = IdleTimer(settings.ECHO_IDLE_TIMEOUT, self.on_idle)
         logger.info("event=accepted client=%s subprotocol=%s", self.client, SUBPROTOCOL)
@@ -113,11 +105,13 @@ class EchoConsumer(AsyncWebsocketConsumer):
             kind = "text"
             # Size on the wire: encoding ASCII (nearly every text message) would only copy it.
             size = len(text_data) if text_data.isascii() else len(text_data.encode("utf-8"))
+            counts.text_in += 1
+            counts.text_bytes_in += size
         else:
             kind = "binary"
             size = len(bytes_data or b"")
-        counts.messages_in += 1
-        counts.bytes_in += size
+            counts.binary_in += 1
+            counts.binary_bytes_in += size
         if self.log_messages:
             logger.debug(
                 "event=message client=%s type=%s size=%d preview=%s",
@@ -137,13 +131,18 @@ class EchoConsumer(AsyncWebsocketConsumer):
             await self.close_with(CLOSE_MESSAGE_TOO_BIG, TOO_BIG_REASON)
             return
         await self.send(text_data=text_data, bytes_data=bytes_data)
-        counts.messages_out += 1
-        counts.bytes_out += size
+        if text_data is not None:
+            counts.text_out += 1
+            counts.text_bytes_out += size
+        else:
+            counts.binary_out += 1
+            counts.binary_bytes_out += size
 
     async def disconnect(self, code: int) -> None:
         if self.counts is None:
             return
         counts = self.counts
+        metrics.CLOSED.labels(code=str(code)).inc()
         logger.info(
             "event=closed client=%s code=%s duration=%.3f messages_in=%d bytes_in=%d "
             "messages_out=%d bytes_out=%d",
@@ -161,7 +160,8 @@ class EchoConsumer(AsyncWebsocketConsumer):
             self.idle_timer.cancel()
         if self.idle_close is not None and not self.idle_close.done():
             self.idle_close.cancel()
-        open_connections.closed()
+        if self.counts is not None:
+            open_connections.closed(self.counts)
 
     def on_idle(self) -> None:
         logger.info(
@@ -189,4 +189,5 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         logger.info("event=refused reason=unknown_path path=%s", self.scope.get("path"))
+        metrics.refused("unknown_path")
         await self.close()

@@ -43,8 +43,10 @@ def uses_database() -> bool:
 class FastWebsocketConsumer(AsyncWebsocketConsumer):
     """An ``AsyncWebsocketConsumer`` that skips Channels' per-message overhead when it can."""
 
-    # Set per connection in __call__: whether Channels' own loop can be skipped.
-    fast_path = False
+    # Whether Channels' own loop can be skipped; __call__ turns it off, for the one connection,
+    # when a channel layer or a database needs that loop (kept off the instance otherwise, which
+    # saves a little memory on every idle connection).
+    fast_path = True
     # Set per class: whether websocket_receive is Channels' own, which only unpacks a message
     # for receive().
     stock_websocket_receive = True
@@ -56,10 +58,8 @@ class FastWebsocketConsumer(AsyncWebsocketConsumer):
         )
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
-        self.fast_path = (
-            get_channel_layer(self.channel_layer_alias) is None and not uses_database()
-        )
-        if not self.fast_path:
+        if get_channel_layer(self.channel_layer_alias) is not None or uses_database():
+            self.fast_path = False
             await super().__call__(scope, receive, send)
             return
         # What AsyncConsumer.__call__ sets up when there is no channel layer.

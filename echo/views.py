@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from echo import metrics as echo_metrics
 from echo.connections import open_connections
 from echo.consumers import SUBPROTOCOL
 
@@ -43,3 +54,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "max_connections": settings.ECHO_MAX_CONNECTIONS,
         }
     )
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """For Prometheus: this process's connections, traffic and close codes, to allowed
+    addresses only (ECHO_METRICS_ALLOW); 404 when ECHO_METRICS is off."""
+    if not settings.ECHO_METRICS:
+        raise Http404("metrics are switched off (ECHO_METRICS)")
+    try:
+        client = ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        client = None
+    if client is None or not any(client in network for network in settings.ECHO_METRICS_ALLOW):
+        return HttpResponseForbidden(
+            "metrics are served only to ECHO_METRICS_ALLOW\n", content_type="text/plain"
+        )
+    return HttpResponse(echo_metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -96,10 +96,12 @@ def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:
     return value.upper()
 
 
-def env_networks(name: str) -> list[IPv4Network | IPv6Network]:
-    """A comma-separated list of addresses or CIDR networks; unset means none."""
+def env_networks(
+    name: str, *, default: list[str] | None = None
+) -> list[IPv4Network | IPv6Network]:
+    """A comma-separated list of addresses or CIDR networks; unset means ``default``, or none."""
     networks = []
-    for item in env_list(name, default=[]):
+    for item in env_list(name, default=default or []):
         try:
             networks.append(ip_network(item, strict=False))
         except ValueError:

@@ -15,6 +15,8 @@ from urllib.parse import ParseResult
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from echo import metrics
+
 logger = logging.getLogger("echo.handshake")
 
 
@@ -30,4 +32,5 @@ class BrowserOriginValidator(OriginValidator):
         if self.validate_origin(parsed_origin):
             return True
         logger.info("event=refused reason=foreign_origin origin=%s", parsed_origin.geturl())
+        metrics.refused("foreign_origin")
         return False

@@ -69,6 +69,11 @@ ECHO_PING_INTERVAL = env_seconds("ECHO_PING_INTERVAL", default=20.0)
 # ...and drop it when the pong has not come back within this many seconds.
 ECHO_PING_TIMEOUT = env_seconds("ECHO_PING_TIMEOUT", default=20.0)
 
+# /metrics, in Prometheus' text format: on unless switched off, and only for these addresses
+# (the peer, or the client a trusted proxy names); anyone else gets 403.
+ECHO_METRICS = env_bool("ECHO_METRICS", default=True)
+ECHO_METRICS_ALLOW = env_networks("ECHO_METRICS_ALLOW", default=["127.0.0.0/8", "::1"])
+
 LOG_LEVEL = env_choice(
     "LOG_LEVEL", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), default="INFO"
 )
@@ -83,8 +88,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: probes reach /healthz by the backend's own address, over plain HTTP.
-    "echo.middleware.HealthProbeMiddleware",
+    # First: probes and scrapes reach /healthz and /metrics at a backend's own address.
+    "echo.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("echo", views.websocket_only, name="echo"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
 ]

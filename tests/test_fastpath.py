@@ -82,7 +82,6 @@ class Recorder:
 async def test_send_hands_the_server_what_channels_would(arguments: dict[str, Any]) -> None:
     """``send()`` passes the server exactly the messages Channels' own ``send()`` passes."""
     fast, stock = FastWebsocketConsumer(), AsyncWebsocketConsumer()
-    fast.fast_path = True
     fast.base_send, stock.base_send = Recorder(), Recorder()
     await fast.send(**arguments)
     await stock.send(**arguments)
@@ -92,7 +91,6 @@ async def test_send_hands_the_server_what_channels_would(arguments: dict[str, An
 async def test_send_refuses_no_payload_as_channels_does() -> None:
     """``send()`` with neither text nor bytes is the same error as in Channels."""
     fast, stock = FastWebsocketConsumer(), AsyncWebsocketConsumer()
-    fast.fast_path = True
     fast.base_send, stock.base_send = Recorder(), Recorder()
     errors = []
     for consumer in (fast, stock):

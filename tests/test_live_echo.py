@@ -163,6 +163,20 @@ def test_probe_reaches_healthz_behind_https(live_servers: ServerFactory, server_
     assert json.loads(body)["status"] == "ok"
 
 
+async def test_metrics_are_served(echo_server: LiveServer) -> None:
+    """/metrics answers a local scraper in Prometheus' text format, with this process's own
+    connections and traffic."""
+    async with connect_echo(f"{echo_server.ws_url}/echo") as ws:
+        await ws.send("counted")
+        await ws.recv()
+        status, body = http_get(f"{echo_server.http_url}/metrics")
+    assert status == 200
+    text = body.decode()
+    assert re.search(r"^echo_connections_open [1-9]", text, re.MULTILINE), text
+    assert re.search(r'^echo_messages_received_total\{type="text"\} [1-9]', text, re.MULTILINE)
+    assert "process_resident_memory_bytes" in text
+
+
 def test_index_page_is_served(echo_server: LiveServer) -> None:
     """GET / returns the page that connects to /echo."""
     status, body = http_get(f"{echo_server.http_url}/")

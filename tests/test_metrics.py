@@ -1,0 +1,140 @@
+"""/metrics: Prometheus' text format, counting exactly what happened, for allowed addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from channels.testing.websocket import WebsocketCommunicator
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+from pytest_django import Settings
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def scrape(client: Client) -> dict[Sample, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def changes(before: dict[Sample, float], after: dict[Sample, float]) -> dict[Sample, float]:
+    """What each echo series gained between two scrapes (absent before counts as 0); the
+    ``_created`` timestamps prometheus_client adds to labelled counters are left out."""
+    return {
+        key: after[key] - before.get(key, 0.0)
+        for key in after
+        if key[0].startswith("echo_")
+        and not key[0].endswith("_created")
+        and after[key] != before.get(key, 0.0)
+    }
+
+
+def series(name: str, **labels: str) -> Sample:
+    return name, tuple(sorted(labels.items()))
+
+
+@pytest.fixture
+def echo_client(static_root: Path) -> Callable[..., WebsocketCommunicator]:
+    # Imported once the static files are collected: building it sets WhiteNoise up on them.
+    from project.asgi import application
+
+    def open_client(
+        path: str = "/echo", subprotocols: tuple[str, ...] = ("echo",), origin: bytes = b""
+    ) -> WebsocketCommunicator:
+        headers = [(b"origin", origin)] if origin else []
+        return WebsocketCommunicator(
+            application, path, headers=headers, subprotocols=list(subprotocols)
+        )
+
+    return open_client
+
+
+async def test_counts_a_known_sequence_exactly(
+    client: Client, echo_client: Callable[..., WebsocketCommunicator], settings: Settings
+) -> None:
+    """Accepted, refused (each reason), open, messages and bytes each way by type, and closes
+    by code: each counter moves by exactly what was done, traffic included while open."""
+    before = scrape(client)
+    websocket = echo_client()
+    assert (await websocket.connect())[0]
+    for text in ("héllo", ""):
+        await websocket.send_input({"type": "websocket.receive", "text": text})
+        await websocket.receive_output()
+    await websocket.send_to(bytes_data=b"\x00\x01\x02")
+    await websocket.receive_output()
+    during = changes(before, scrape(client))
+    await websocket.disconnect(code=4000)
+
+    for refused in (
+        echo_client(subprotocols=("chat",)),
+        echo_client(origin=b"http://evil.example"),
+        echo_client(path="/nowhere"),
+    ):
+        assert not (await refused.connect())[0]
+    settings.ECHO_MAX_CONNECTIONS = 0
+    at_capacity = echo_client()
+    await at_capacity.connect()
+    assert (await at_capacity.receive_output())["code"] == 1013
+    await at_capacity.disconnect()
+
+    traffic = {
+        series("echo_messages_received_total", type="text"): 2,
+        series("echo_messages_sent_total", type="text"): 2,
+        series("echo_bytes_received_total", type="text"): 6,
+        series("echo_bytes_sent_total", type="text"): 6,
+        series("echo_messages_received_total", type="binary"): 1,
+        series("echo_messages_sent_total", type="binary"): 1,
+        series("echo_bytes_received_total", type="binary"): 3,
+        series("echo_bytes_sent_total", type="binary"): 3,
+    }
+    assert during == {
+        series("echo_connections_accepted_total"): 1,
+        series("echo_connections_open"): 1,
+        **traffic,
+    }
+    assert changes(before, scrape(client)) == {
+        series("echo_connections_accepted_total"): 1,
+        series("echo_connections_closed_total", code="4000"): 1,
+        **{
+            series("echo_connections_refused_total", reason=reason): 1
+            for reason in ("subprotocol_missing", "foreign_origin", "unknown_path", "capacity")
+        },
+        **traffic,
+    }
+
+
+def test_process_metrics_are_exported(client: Client) -> None:
+    """The process collector's memory and CPU series are there for every process."""
+    names = {name for name, _ in scrape(client)}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= names
+
+
+def test_refused_to_addresses_outside_the_allow_list(client: Client) -> None:
+    """Only ECHO_METRICS_ALLOW (loopback by default) may read the metrics; others get 403."""
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 403
+
+
+def test_allow_list_admits_a_scraper(client: Client, settings: Settings) -> None:
+    """A scraper's network in ECHO_METRICS_ALLOW may read them, by the backend's address."""
+    from ipaddress import ip_network
+
+    settings.ECHO_METRICS_ALLOW = [ip_network("10.0.0.0/8")]
+    settings.ALLOWED_HOSTS = ["echo.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_HOST="10.0.0.7:8001")
+    assert response.status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+
+
+def test_switched_off(client: Client, settings: Settings) -> None:
+    """ECHO_METRICS=off takes /metrics away (404)."""
+    settings.ECHO_METRICS = False
+    assert client.get("/metrics").status_code == 404
