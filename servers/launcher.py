@@ -1,7 +1,7 @@
 """Start an ASGI application under a real server process on loopback, and stop it.
 
 The live tests, the deployment tests and the benchmark all start servers through this module,
-so each server's command line is written once, here. A server is asked for port 0 and picks a
+with the command lines of ``servers.commands``. A server is asked for port 0 and picks a
 free port itself; the port is then read back from the process's listening socket, so no other
 process can take it in between. Every wait is bounded, and a server is stopped by the PID this
 module started.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,47 +22,19 @@ from pathlib import Path
 
 import psutil
 
+from servers import commands
+from servers.commands import KINDS, PROJECT_APPLICATION, SUPPORTED_KINDS
+
+__all__ = ["KINDS", "PROJECT_APPLICATION", "SUPPORTED_KINDS"]
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-PROJECT_APPLICATION = "project.asgi:application"
-
-# The ways the project is served: the development server and the production commands under
-# daphne and uvicorn (docs/servers.md). granian can be started for comparison; it is not
-# supported.
-SUPPORTED_KINDS = ("daphne", "runserver", "uvicorn")
-KINDS = (*SUPPORTED_KINDS, "granian")
-
-# The options of the documented uvicorn command between the address and the application.
-UVICORN_OPTIONS = (
-    *("--no-proxy-headers", "--lifespan", "off"),
-    *("--http", "servers.uvicorn:EchoHTTPProtocol"),
-    *("--ws", "servers.uvicorn:EchoWebSocketProtocol"),
-)
-
 POLL_INTERVAL = 0.05
 
 
 def command(kind: str, application: str = PROJECT_APPLICATION) -> list[str]:
     """How ``kind`` serves ``application`` on HOST, on a port the server chooses."""
-    python = sys.executable
-    if kind == "daphne":
-        return [python, "-m", "daphne", "--bind", HOST, "--port", "0", application]
-    if kind == "uvicorn":
-        return [
-            *(python, "-m", "uvicorn", "--host", HOST, "--port", "0"),
-            *UVICORN_OPTIONS,
-            application,
-        ]
-    if kind == "granian":
-        return [
-            *(python, "-m", "granian", "--interface", "asginl", "--host", HOST, "--port", "0"),
-            *("--workers", "1", "--loop", "uvloop", "--no-access-log", application),
-        ]
-    if kind == "runserver":
-        if application != PROJECT_APPLICATION:
-            raise ValueError("manage.py runserver serves the project's own application only")
-        return [python, "manage.py", "runserver", "--noreload", f"{HOST}:0"]
-    raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return commands.command(kind, application, host=HOST, port=0)
 
 
 @dataclass

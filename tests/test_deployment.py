@@ -6,17 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import http.client
 import json
 import os
-import pwd
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -37,209 +30,40 @@ from tests.live import (
     start_server,
     wait_for_log,
 )
+from tests.nginx import (
+    CLIENT_ADDRESS,
+    PUBLIC_HOST,
+    Proxy,
+    collect_static,
+    documented_environment,
+    http_get,
+    nginx_in_front,
+)
 from tests.test_settings import manage
 from tests.timing import bound
-from tests.tls import Certificate, self_signed
 
 pytestmark = pytest.mark.live
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SITE = PROJECT_DIR / "deploy/nginx/channels-echo.conf"
 # The development server has no place behind nginx.
 BACKEND_KINDS = [kind for kind in SERVER_KINDS if kind != "runserver"]
-# Clients "elsewhere": loopback addresses other than the one nginx connects to backends from.
-CLIENT_ADDRESS = "127.0.0.3"
+# A client "elsewhere" that reaches a backend directly, not through nginx.
 STRANGER_ADDRESS = "127.0.0.4"
-# The host name of deploy/channels-echo.env and the nginx site.
-PUBLIC_HOST = "echo.example.com"
-NGINX_ATTEMPTS = 5
-
-
-def documented_environment(**changes: str) -> dict[str, str]:
-    """deploy/channels-echo.env as written, with a real secret and the given changes."""
-    environment = {}
-    for line in (PROJECT_DIR / "deploy/channels-echo.env").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            environment[name] = value
-    environment["DJANGO_SECRET_KEY"] = secrets.token_urlsafe(50)
-    environment.update(changes)
-    return environment
-
-
-def render_site(
-    ports: tuple[int, int], backend_ports: list[int], static_root: Path, tls: Certificate
-) -> str:
-    """The shipped site with its "deployment:" lines pointed at this test's processes, ports
-    (plain HTTP, HTTPS) and certificate; nginx serves /static/ from the folder named ``static``
-    under its root."""
-    site = SITE.read_text()
-    upstream = "".join(f"    server 127.0.0.1:{port};\n" for port in backend_ports)
-    replacements = {
-        "    server 127.0.0.1:8001;  # deployment: one line per daphne process\n"
-        "    server 127.0.0.1:8002;  # deployment: one line per daphne process\n": upstream,
-        "listen 80;": f"listen {HOST}:{ports[0]};",
-        "listen 443 ssl;": f"listen {HOST}:{ports[1]} ssl;",
-        "ssl_certificate /etc/letsencrypt/live/echo.example.com/fullchain.pem;": (
-            f"ssl_certificate {tls.certificate_path};"
-        ),
-        "ssl_certificate_key /etc/letsencrypt/live/echo.example.com/privkey.pem;": (
-            f"ssl_certificate_key {tls.key_path};"
-        ),
-        "root /srv/channels-echo;": f"root {static_root.parent};",
-    }
-    for shipped, local in replacements.items():
-        assert site.count(shipped) == 1, f"{SITE.name} no longer contains {shipped!r}"
-        site = site.replace(shipped, local)
-    return site
-
-
-def nginx_config(prefix: Path, site: str) -> str:
-    """A whole nginx.conf that needs no root: its own pid file, logs and temp paths."""
-    return f"""
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 512; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-{site}
-}}
-"""
-
-
-def unprivileged(command: list[str]) -> list[str]:
-    """As root (CI), drop to nobody; otherwise the caller is unprivileged already."""
-    if os.geteuid() != 0:
-        return command
-    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
-
-
-def hand_to_nobody(directory: Path) -> None:
-    """nginx runs as nobody, and writes its pid, logs and temp files under its prefix."""
-    nobody = pwd.getpwnam("nobody")
-    for path in [directory, *directory.rglob("*")]:
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
 
 
 @dataclass
-class Deployment:
-    http_port: int
-    port: int
+class Deployment(Proxy):
+    """nginx in front of two backend processes."""
+
     backends: list[LiveServer]
-    nginx: subprocess.Popen[bytes]
-    prefix: Path
-    tls: Certificate
-
-    @property
-    def ws_url(self) -> str:
-        return f"wss://{HOST}:{self.port}/echo"
-
-    def connect(self, **options: object) -> connect:
-        """A WebSocket through nginx over TLS, verified against the test's certificate."""
-        return connect_echo(self.ws_url, ssl=self.tls.client_context(), **options)
-
-    def get(self, path: str, source: str = CLIENT_ADDRESS) -> tuple:
-        """GET over HTTPS through nginx, as a browser asking for the public host would."""
-        connection = http.client.HTTPSConnection(
-            HOST,
-            self.port,
-            timeout=bound(10),
-            source_address=(source, 0),
-            context=self.tls.client_context(),
-        )
-        try:
-            connection.request("GET", path, headers={"Host": PUBLIC_HOST})
-            response = connection.getresponse()
-            return response.status, response.headers, response.read()
-        finally:
-            connection.close()
 
     def backend_log(self) -> str:
         return "".join(backend.log() for backend in self.backends)
-
-
-def collect_static(static_root: Path) -> None:
-    """``collectstatic`` as docs/deployment.md runs it, with production settings."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
-        cwd=PROJECT_DIR,
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_STATIC_ROOT": str(static_root),
-        },
-        capture_output=True,
-        text=True,
-        timeout=bound(60),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
-def candidate_port() -> int:
-    """A port free right now; nginx refuses port 0, so it cannot pick one itself."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def start_nginx(
-    prefix: Path, site_on: Callable[[tuple[int, int]], str]
-) -> tuple[subprocess.Popen[bytes], tuple[int, int]]:
-    """nginx serving ``site_on((http_port, https_port))``; if another process takes a port
-    first, another try."""
-    config, error_log = prefix / "nginx.conf", prefix / "error.log"
-    for _ in range(NGINX_ATTEMPTS):
-        ports = candidate_port(), candidate_port()
-        config.write_text(nginx_config(prefix, site_on(ports)))
-        if os.geteuid() == 0:
-            hand_to_nobody(prefix)
-        nginx = subprocess.Popen(
-            unprivileged([NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + bound(20)
-        while time.monotonic() < deadline and nginx.poll() is None:
-            try:
-                for port in ports:
-                    socket.create_connection((HOST, port), timeout=0.5).close()
-                return nginx, ports
-            except OSError:
-                time.sleep(0.05)
-        stop_nginx(nginx)
-        log = error_log.read_text(errors="replace") if error_log.exists() else ""
-        if "Address already in use" not in log:
-            raise AssertionError(f"nginx did not listen on {ports}:\n{log}")
-    raise AssertionError(f"nginx found no free port in {NGINX_ATTEMPTS} tries")
-
-
-def stop_nginx(nginx: subprocess.Popen[bytes]) -> None:
-    """SIGQUIT, nginx's graceful stop; SIGKILL if it has not exited in time."""
-    if nginx.poll() is None:
-        nginx.send_signal(signal.SIGQUIT)
-        try:
-            nginx.wait(timeout=bound(10))
-        except subprocess.TimeoutExpired:
-            nginx.kill()
-            nginx.wait(timeout=bound(10))
 
 
 @contextmanager
 def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
     prefix = Path(tempfile.mkdtemp(prefix="channels-echo-nginx-"))
     backends: list[LiveServer] = []
-    nginx = None
     try:
         static_root = prefix / "static"
         collect_static(static_root)
@@ -247,15 +71,9 @@ def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
         backends = [start_server(kind, log_dir, settings) for _ in range(2)]
         # Only nginx can serve this file: the backends read STATIC_ROOT before it existed.
         (static_root / "served-by-nginx.txt").write_text("from disk\n")
-        backend_ports = [backend.port for backend in backends]
-        tls = self_signed(prefix, PUBLIC_HOST, HOST)
-        nginx, (http_port, port) = start_nginx(
-            prefix, lambda ports: render_site(ports, backend_ports, static_root, tls)
-        )
-        yield Deployment(http_port, port, backends, nginx, prefix, tls)
+        with nginx_in_front([backend.port for backend in backends], static_root) as proxy:
+            yield Deployment(**vars(proxy), backends=backends)
     finally:
-        if nginx is not None:
-            stop_nginx(nginx)
         for backend in backends:
             backend.stop()
         shutil.rmtree(prefix, ignore_errors=True)
@@ -268,18 +86,6 @@ def site(
     """One nginx + two backends deployment shared by the tests that leave it as they found it."""
     with deployment(request.param, tmp_path_factory.mktemp("deployment-logs")) as running:
         yield running
-
-
-def http_get(port: int, path: str, source: str = CLIENT_ADDRESS, **headers: str) -> tuple:
-    connection = http.client.HTTPConnection(
-        HOST, port, timeout=bound(10), source_address=(source, 0)
-    )
-    try:
-        connection.request("GET", path, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
 
 
 @asynccontextmanager
