@@ -144,9 +144,10 @@ async def test_idle_timeout_closes_with_reason(
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, "idle timeout")
 
 
-def http_get(url: str) -> tuple[int, bytes]:
+def http_get(url: str, **headers: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310  (a live server's URL)
     try:
-        with urllib.request.urlopen(url, timeout=bound(10)) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=bound(10)) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -161,6 +162,19 @@ def test_probe_reaches_healthz_behind_https(live_servers: ServerFactory, server_
     status, body = http_get(f"{server.http_url}/healthz")
     assert status == 200
     assert json.loads(body)["status"] == "ok"
+
+
+async def test_foreign_host_is_logged_as_the_clients_error(echo_server: LiveServer) -> None:
+    """A request for a host the service does not serve gets 400, logged as one INFO line that
+    names the client and the host: never an ERROR with a traceback that any client could cause."""
+    status, _ = await asyncio.to_thread(
+        http_get, f"{echo_server.http_url}/", Host="not-served.example"
+    )
+    assert status == 400
+    log = await wait_for_log(echo_server.log, "reason=disallowed_host")
+    assert "INFO django.security.DisallowedHost event=http_refused client=127.0.0.1" in log
+    assert "host=not-served.example" in log
+    assert "ERROR" not in log
 
 
 async def test_metrics_are_served(echo_server: LiveServer) -> None:

@@ -1,0 +1,47 @@
+"""Client-caused HTTP errors in the log as the project writes them: one INFO ``key=value`` line.
+
+Django logs every 4xx response (``Bad Request: /echo``) at WARNING, and a request for a host
+outside ``DJANGO_ALLOWED_HOSTS`` at ERROR with a traceback, so any client could fill an
+operator's error log with its own mistakes. ``ClientErrors``, a filter on the console handler,
+rewrites those records, and only those, as ``event=http_refused`` lines at INFO that say who
+sent what and why. Errors of the server's own (5xx) keep their level and traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+SECURITY_LOGGER = "django.security."
+
+
+def escaped(text: str) -> str:
+    """Client-supplied text, on one line and in ASCII."""
+    return text.encode("unicode_escape").decode("ascii").replace(" ", "%20")
+
+
+class ClientErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        request = getattr(record, "request", None)
+        if not isinstance(status, int) or not 400 <= status < 500 or request is None:
+            return True
+        if record.name.startswith(SECURITY_LOGGER):
+            reason = record.name.removeprefix(SECURITY_LOGGER)
+            reason = "".join(f"_{c.lower()}" if c.isupper() else c for c in reason).lstrip("_")
+        else:
+            reason = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        meta = request.META
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg = "event=http_refused client=%s status=%d reason=%s method=%s path=%s host=%s"
+        record.args = (
+            meta.get("REMOTE_ADDR") or "unknown",
+            status,
+            reason,
+            escaped(meta.get("REQUEST_METHOD", "-")),
+            escaped(request.path),
+            escaped(meta.get("HTTP_HOST", "-")),
+        )
+        record.exc_info = None
+        record.exc_text = None
+        return True
