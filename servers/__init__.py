@@ -12,3 +12,11 @@ docs/upstream.md lists the defect behind each adjustment.
 # The reason of the 1001 close, and the body of the 503 for handshakes, when the process shuts
 # down; the same under every server.
 SHUTDOWN_REASON = "server shutting down"
+
+
+def peer_name(client: tuple[str, int] | list[object] | None) -> str:
+    """A client as the service's log lines name it: ``host:port``, or ``[v6 host]:port``."""
+    if not client:
+        return "unknown"
+    host, port = client[0], client[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -14,6 +14,8 @@ WebSocket clients are right, cannot live with:
   the code instead, it answers a close without one with an empty close), accepts the obsolete
   protocol versions 8 and 0, and refuses an unsupported version with 400 instead of RFC 6455's
   426.
+* A message over the size limit is refused with 1009 before the application sees it, and
+  nothing logs it.
 * The ``daphne`` command takes its message-size limit and keepalive timing from its own command
   line only, so the project's settings would not apply under ``daphne project.asgi:application``;
   and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.
@@ -42,6 +44,7 @@ a fix is released upstream.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +58,9 @@ from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http
 
-from servers import SHUTDOWN_REASON
+from servers import SHUTDOWN_REASON, peer_name
+
+logger = logging.getLogger(__name__)
 
 # How long a closing connection may take to flush its last bytes (the close frame) to a client
 # before the socket is aborted; bounds what a client that stopped reading can hold.
@@ -151,6 +156,17 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         super().onMessage(payload, isBinary)
         self.update_reading()
+
+    def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
+        """autobahn's hook for a message over the limit: the 1009 it sends is logged here, the
+        only place that knows the size (the application never sees the message)."""
+        logger.info(
+            "event=too_big client=%s size=%d limit=%d",
+            peer_name(self.client_addr),
+            msg_size,
+            max_msg_size,
+        )
+        super()._max_message_size_exceeded(msg_size, max_msg_size, reason)
 
     def failHandshake(
         self, reason: str, code: int = 400, responseHeaders: list[tuple[str, str]] | None = None

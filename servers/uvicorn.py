@@ -17,7 +17,8 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
 * An unsupported ``Sec-WebSocket-Version`` gets 400 instead of RFC 6455's 426 with the version
   the server speaks.
 * Text that is not UTF-8 (a client's error, answered with 1007) is logged at ERROR with a
-  traceback, so any client can fill the error log.
+  traceback, so any client can fill the error log; a message over the size limit is not logged
+  at all.
 * A client's close without a code is answered with an empty close rather than 1000.
 * On shutdown open WebSockets get 1012 (service restart), and a handshake the application has
   not answered yet gets 500; the project says 1001 (going away) with a reason, and 503, under
@@ -41,11 +42,12 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import PayloadTooBig
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from servers import SHUTDOWN_REASON
+from servers import SHUTDOWN_REASON, peer_name
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +63,6 @@ SUPPORTED_VERSION = "13"
 NORMAL_CLOSE_FRAME = Frame(
     Opcode.CLOSE, Close(CloseCode.NORMAL_CLOSURE, "").serialize()
 ).serialize(mask=False)
-
-
-def peer_name(client: tuple[str, int] | None) -> str:
-    """The client as the echo app's log lines name it: ``host:port``, ``[v6 host]:port``."""
-    if client is None:
-        return "unknown"
-    host, port = client
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class EchoHTTPProtocol(HttpToolsProtocol):
@@ -170,6 +164,18 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
+
+    def handle_parser_exception(self) -> None:
+        error = self.conn.parser_exc
+        if isinstance(error, PayloadTooBig) and error.message is None:
+            size = (error.size or 0) + (error.current_size or 0)
+            logger.info(
+                "event=too_big client=%s size=%d limit=%d",
+                peer_name(self.client),
+                size,
+                error.max_size,
+            )
+        super().handle_parser_exception()
 
     def handle_close(self, event: Frame) -> None:
         close = self.conn.close_rcvd

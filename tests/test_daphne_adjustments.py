@@ -10,6 +10,7 @@ classes do; its ``stock`` case states the defect daphne, autobahn or Twisted sti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,6 +77,21 @@ async def test_size_limit_is_the_projects(
         assert received.close.code == 1009
     else:
         assert received.messages() == ["x" * 65]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_too_big_is_logged(
+    kind: str, daphne_servers: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message over the limit is logged with its size as it is refused; stock: not logged,
+    and the application never sees it to log it."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    with caplog.at_level(logging.INFO, logger="servers.daphne"):
+        await connection.send(connection.peer.text("x" * 65))
+    logged = "event=too_big client=127.0.0.1:50000 size=65 limit=64" in caplog.text
+    assert logged is (kind == "project")
 
 
 @pytest.mark.parametrize("kind", KINDS)

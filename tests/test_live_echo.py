@@ -113,6 +113,7 @@ async def assert_limit_enforced(server: LiveServer, limit: int) -> None:
             await asyncio.wait_for(ws.recv(), timeout=bound(20))
     assert closed.value.rcvd is not None, "the server dropped TCP instead of closing with 1009"
     assert closed.value.rcvd.code == 1009
+    await wait_for_log(server.log, f"event=too_big client=127.0.0.1:{ws.local_address[1]} ")
     async with connect_echo(url) as ws:
         await ws.send("still serving")
         assert await asyncio.wait_for(ws.recv(), timeout=bound(10)) == "still serving"

@@ -27,6 +27,7 @@ from twisted.web import http
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import PayloadTooBig
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.server import ServerProtocol
 
@@ -91,6 +92,12 @@ METHODS = [
         "handle_reply",
         "daphne.ws_protocol.WebSocketProtocol",
         ["self", "message"],
+    ),
+    (
+        WebSocketProtocol,
+        "_max_message_size_exceeded",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "msg_size", "max_msg_size", "reason"],
     ),
     (
         WebSocketProtocol,
@@ -233,7 +240,7 @@ AUTOBAHN_OPTIONS = [
 
 # Attributes of an open daphne WebSocket that servers/daphne.py reads or replaces.
 DAPHNE_WEBSOCKET_ATTRIBUTES = [
-    *("application_queue", "server", "state", "transport", "factory"),
+    *("application_queue", "server", "state", "transport", "factory", "client_addr"),
     *("http_request_data", "http_response_data", "http_headers", "request"),
     *("STATE_CONNECTING", "STATE_OPEN"),
 ]
@@ -301,6 +308,14 @@ def test_twisted_transport_has_a_write_buffer_size() -> None:
     assert isinstance(tcp.Connection.bufferSize, int)
 
 
+def test_websockets_reports_the_size_of_a_message_too_big() -> None:
+    """``PayloadTooBig``, as websockets' parser raises it for a frame that takes a message past
+    the limit, carries the frame's size, what came before it, and the whole limit."""
+    error = PayloadTooBig(10, 4)  # a 10-byte frame with 4 bytes of the limit left
+    error.set_current_size(60)
+    assert (error.size, error.current_size, error.max_size, error.message) == (10, 60, 64, None)
+
+
 def test_websockets_names_its_close_codes_and_opcodes() -> None:
     """The close codes and opcodes ``servers/uvicorn.py`` names are still defined."""
     assert (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY) == (1000, 1001)
@@ -341,6 +356,7 @@ async def test_uvicorn_websocket_has_the_attributes_relied_on(
     assert missing == []
     assert hasattr(protocol.conn, "logger")
     assert protocol.conn.close_rcvd is None
+    assert protocol.conn.parser_exc is None
     await stock_uvicorn.finish()
 
 

@@ -80,6 +80,21 @@ async def test_size_limit_is_the_projects(kind: str, connections: Any, settings:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_too_big_is_logged(
+    kind: str, connections: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message over the limit is logged with its size as it is refused; stock: not logged,
+    and the application never sees it to log it."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    connection = connections(kind)
+    await connection.open()
+    with caplog.at_level(logging.INFO, logger="servers.uvicorn"):
+        await connection.send(connection.peer.text("x" * 65))
+    logged = "event=too_big client=127.0.0.1:50000 size=65 limit=64" in caplog.text
+    assert logged is (kind == "project")
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_keepalive_is_the_projects(kind: str, connections: Any, settings: Settings) -> None:
     """ECHO_PING_INTERVAL and ECHO_PING_TIMEOUT drive the keepalive; stock: uvicorn's options."""
     settings.ECHO_PING_INTERVAL, settings.ECHO_PING_TIMEOUT = 7.0, 3.0

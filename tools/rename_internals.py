@@ -35,7 +35,7 @@ INTERNALS = {
     "daphne": [
         *("application_queue", "applicationCreateWorked", "check_timeouts", "handle_reply"),
         *("onConnect", "onOpen", "onMessage", "connections", "HTTPFactory", "timeout_checker"),
-        "websocket_timeout",
+        *("websocket_timeout", "client_addr"),
     ],
     "autobahn": [
         *("failByDrop", "echoCloseCodeReason", "maxMessagePayloadSize", "maxFramePayloadSize"),
@@ -43,7 +43,7 @@ INTERNALS = {
         *("versions", "CONFIG_ATTRS", "sendCloseFrame", "dropConnection", "failHandshake"),
         *("encode_truncate", "http_request_data", "http_response_data", "http_headers"),
         *("STATE_OPEN", "STATE_CONNECTING", "sendMessage", "connectionMade", "connectionLost"),
-        *("onOpen", "onConnect", "onMessage", "ConnectionDeny"),
+        *("onOpen", "onConnect", "onMessage", "ConnectionDeny", "_max_message_size_exceeded"),
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
@@ -59,6 +59,7 @@ INTERNALS = {
     "websockets": [
         *("close_rcvd", "data_to_send", "send_close", "send_response", "reject"),
         *("NO_STATUS_RCVD", "GOING_AWAY", "INVALID_DATA", "NORMAL_CLOSURE"),
+        *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
     ],
 }
 
