@@ -10,6 +10,7 @@ classes do; its ``stock`` case states the defect daphne, autobahn or Twisted sti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from autobahn.websocket.types import ConnectionRequest
 from daphne import server as daphne_server
+from daphne.cli import CommandLineInterface
+from daphne.management.commands.runserver import Command as RunserverCommand
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from pytest_django import Settings
@@ -24,7 +27,7 @@ from twisted.internet.task import Clock
 
 from servers import SHUTDOWN_REASON
 from servers import daphne as adjustments
-from servers.daphne import EchoHTTPFactory, EchoWebSocketProtocol
+from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
 from tests.daphne_harness import DaphneServer, deaf_application, echo_application
 from tests.rawws import TEXT, frame
 
@@ -58,6 +61,8 @@ def test_installed_for_every_daphne_server() -> None:
     application needed."""
     assert WebSocketFactory.protocol is EchoWebSocketProtocol
     assert daphne_server.HTTPFactory is EchoHTTPFactory
+    assert CommandLineInterface.server_class is EchoServer
+    assert RunserverCommand.server_cls is EchoServer
 
 
 # Limits from the project's settings.
@@ -288,6 +293,21 @@ async def test_idle_keep_alive_connection_is_closed(
 
 
 # Shutdown.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_shutdown_lets_applications_finish(kind: str) -> None:
+    """At shutdown an application that is finishing (its client has answered the 1001) is let
+    finish, so it sees its connection end; stock: daphne cancels it at once."""
+    server = (EchoServer if kind == "project" else Server)(None, endpoints=["tcp:0"])
+
+    async def finishing_application() -> None:
+        await asyncio.sleep(0.05)
+
+    application = asyncio.ensure_future(finishing_application())
+    server.connections = {object(): {"application_instance": application}}
+    await server.kill_all_applications().asFuture(asyncio.get_running_loop())
+    assert application.cancelled() is (kind == "stock")
 
 
 async def test_shutdown_says_going_away_and_refuses_newcomers(daphne_servers: Any) -> None:

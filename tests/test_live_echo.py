@@ -270,5 +270,7 @@ async def test_shutdown_closes_with_1001(
         assert closed.value.rcvd is not None
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
         server.wait()
+        # The consumer heard its connection end, and logged it.
+        assert re.search(r"event=closed client=\S+ code=1001 ", server.log()), server.log()
     finally:
         server.stop()

@@ -18,7 +18,9 @@ from autobahn.util import encode_truncate
 from autobahn.websocket.protocol import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from daphne import server as daphne_server
+from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory
+from daphne.management.commands.runserver import Command as RunserverCommand
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from twisted.internet import tcp
@@ -107,6 +109,7 @@ METHODS = [
     ),
     # The sweep that calls check_timeouts, and the factories install() replaces.
     (Server, "timeout_checker", "daphne.server.Server", ["self"]),
+    (Server, "kill_all_applications", "daphne.server.Server", ["self"]),
     (HTTPFactory, "__init__", "daphne.http_protocol.HTTPFactory", ["self", "server"]),
     (
         WebSocketFactory,
@@ -295,6 +298,15 @@ def test_daphne_builds_its_factories_when_it_runs() -> None:
     assert "WebSocketFactory(self" in run
     assert daphne_server.HTTPFactory is daphne_adjustments.EchoHTTPFactory
     assert "protocol" in vars(WebSocketFactory)
+
+
+def test_daphne_commands_build_their_server_from_a_class_attribute() -> None:
+    """The ``daphne`` command and ``runserver`` build their server from ``server_class`` and
+    ``server_cls``, which ``install()`` points at ``EchoServer``."""
+    assert "server_class" in vars(CommandLineInterface)
+    assert "self.server_class(" in inspect.getsource(CommandLineInterface.run)
+    assert "server_cls" in vars(RunserverCommand)
+    assert "self.server_cls(" in inspect.getsource(RunserverCommand.inner_run)
 
 
 def test_autobahn_truncates_close_reasons() -> None:

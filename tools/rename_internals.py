@@ -35,7 +35,8 @@ INTERNALS = {
     "daphne": [
         *("application_queue", "applicationCreateWorked", "check_timeouts", "handle_reply"),
         *("onConnect", "onOpen", "onMessage", "connections", "HTTPFactory", "timeout_checker"),
-        *("websocket_timeout", "client_addr"),
+        *("websocket_timeout", "client_addr", "kill_all_applications", "server_class"),
+        "server_cls",
     ],
     "autobahn": [
         *("failByDrop", "echoCloseCodeReason", "maxMessagePayloadSize", "maxFramePayloadSize"),
