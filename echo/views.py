@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_address
-
 from django.conf import settings
 from django.http import (
     Http404,
@@ -21,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from echo import metrics as echo_metrics
 from echo.connections import open_connections
 from echo.consumers import SUBPROTOCOL
+from project.networks import address_in
 
 
 @require_safe
@@ -63,11 +62,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     addresses only (ECHO_METRICS_ALLOW); 404 when ECHO_METRICS is off."""
     if not settings.ECHO_METRICS:
         raise Http404("metrics are switched off (ECHO_METRICS)")
-    try:
-        client = ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        client = None
-    if client is None or not any(client in network for network in settings.ECHO_METRICS_ALLOW):
+    if not address_in(request.META.get("REMOTE_ADDR", ""), settings.ECHO_METRICS_ALLOW):
         return HttpResponseForbidden(
             "metrics are served only to ECHO_METRICS_ALLOW\n", content_type="text/plain"
         )

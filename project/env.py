@@ -9,9 +9,11 @@ into a one-line message on stderr and a failed exit, not a traceback.
 from __future__ import annotations
 
 import os
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import ip_network
 
 from django.core.exceptions import ImproperlyConfigured
+
+from project.networks import Network
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -96,9 +98,7 @@ def env_choice(name: str, *, choices: tuple[str, ...], default: str) -> str:
     return value.upper()
 
 
-def env_networks(
-    name: str, *, default: list[str] | None = None
-) -> list[IPv4Network | IPv6Network]:
+def env_networks(name: str, *, default: list[str] | None = None) -> list[Network]:
     """A comma-separated list of addresses or CIDR networks; unset means ``default``, or none."""
     networks = []
     for item in env_list(name, default=default or []):

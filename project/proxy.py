@@ -8,12 +8,12 @@ from every peer, which is why the project does this itself.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from django.conf import settings
 
-Network = IPv4Network | IPv6Network
+from project.networks import Network, address_in
+
 SCHEMES = {"http": {"http": "http", "https": "https"}, "websocket": {"http": "ws", "https": "wss"}}
 
 
@@ -22,14 +22,6 @@ def header(scope: dict[str, Any], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
-
-
-def is_trusted(peer: str, proxies: tuple[Network, ...]) -> bool:
-    try:
-        address = ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in network for network in proxies)
 
 
 class TrustedProxyHeaders:
@@ -41,7 +33,7 @@ class TrustedProxyHeaders:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         client = scope.get("client")
-        if scope["type"] in SCHEMES and client and is_trusted(client[0], self.proxies):
+        if scope["type"] in SCHEMES and client and address_in(client[0], self.proxies):
             scope = self.forwarded(scope)
         return await self.application(scope, receive, send)
 
@@ -60,6 +52,6 @@ class TrustedProxyHeaders:
         saw, so entries further left were written by someone we cannot vouch for."""
         hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
         for hop in reversed(hops):
-            if not is_trusted(hop, self.proxies):
+            if not address_in(hop, self.proxies):
                 return hop
         return hops[0] if hops else None
