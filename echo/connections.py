@@ -4,12 +4,7 @@ connection cap, /healthz and /metrics), and how their clients are named in the l
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-
-TRAFFIC_FIELDS = (
-    *("text_in", "text_bytes_in", "binary_in", "binary_bytes_in"),
-    *("text_out", "text_bytes_out", "binary_out", "binary_bytes_out"),
-)
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(slots=True, eq=False)
@@ -41,6 +36,12 @@ class TrafficCounts:
     @property
     def bytes_out(self) -> int:
         return self.text_bytes_out + self.binary_bytes_out
+
+
+# The counters of TrafficCounts, which /metrics sums over every connection.
+TRAFFIC_FIELDS = tuple(
+    counter.name for counter in fields(TrafficCounts) if counter.name != "opened_at"
+)
 
 
 class OpenConnections:
