@@ -26,20 +26,6 @@ CLIENT = address.IPv4Address("TCP", "127.0.0.1", 50000)
 SERVER = address.IPv4Address("TCP", "127.0.0.1", 8000)
 
 
-async def echo_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Accepts ``echo`` and echoes; answers plain HTTP with 204."""
-    if scope["type"] == "http":
-        await receive()
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await receive()
-    await send({"type": "websocket.accept", "subprotocol": "echo"})
-    while (event := await receive())["type"] == "websocket.receive":
-        payload = {key: event[key] for key in ("text", "bytes") if event.get(key) is not None}
-        await send({"type": "websocket.send", **payload})
-
-
 async def deaf_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Accepts, then never reads another message."""
     await receive()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
@@ -91,6 +92,26 @@ class Peer:
         return self.received
 
 
+async def settle() -> None:
+    """Lets the application's replies cross the event loop to the protocol object."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def echo_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts ``echo`` and echoes; answers plain HTTP with 204."""
+    if scope["type"] == "http":
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await receive()
+    await send({"type": "websocket.accept", "subprotocol": "echo"})
+    while (event := await receive())["type"] == "websocket.receive":
+        payload = {key: event[key] for key in ("text", "bytes") if event.get(key) is not None}
+        await send({"type": "websocket.send", **payload})
+
+
 class InMemoryConnection:
     """A server protocol object and the client talking to it; subclasses say how bytes reach
     the protocol and how to collect what it wrote."""
@@ -110,8 +131,7 @@ class InMemoryConnection:
         return await self.read()
 
     async def read(self) -> Received:
-        for _ in range(20):  # the application's replies cross the event loop
-            await asyncio.sleep(0)
+        await settle()
         written, closed = self.take_written()
         return self.peer.read(written, closed=closed)
 

@@ -28,7 +28,8 @@ from twisted.internet.task import Clock
 from servers import SHUTDOWN_REASON
 from servers import daphne as adjustments
 from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
-from tests.daphne_harness import DaphneServer, deaf_application, echo_application
+from tests.daphne_harness import DaphneServer, deaf_application
+from tests.peer import echo_application
 from tests.rawws import TEXT, frame
 
 KINDS = ["project", "stock"]

@@ -35,9 +35,9 @@ from websockets.server import ServerProtocol
 
 from servers import daphne as daphne_adjustments
 from tests.daphne_harness import CLIENT, DaphneServer
-from tests.daphne_harness import echo_application as daphne_echo
+from tests.peer import echo_application
 from tests.uvicorn_harness import Connection as UvicornConnection
-from tests.uvicorn_harness import RecordingTransport, echo_application, loaded_config
+from tests.uvicorn_harness import RecordingTransport, loaded_config
 
 # (class, method, the class that defines it, its parameters): overridden by a subclass in
 # servers/, or called from one. A method that moves to another class, or is renamed there, may
@@ -258,7 +258,7 @@ UVICORN_WEBSOCKET_ATTRIBUTES = [
 
 @pytest.fixture
 def stock_daphne() -> Iterator[DaphneServer]:
-    server = DaphneServer("stock", daphne_echo)
+    server = DaphneServer("stock", echo_application)
     yield server
     server.cancel_applications()
 

@@ -18,13 +18,13 @@ from pytest_django import Settings
 from uvicorn.server import ServerState
 
 from servers import SHUTDOWN_REASON
+from tests.peer import echo_application, settle
 from tests.rawws import TEXT, frame
 from tests.timing import bound
 from tests.uvicorn_harness import (
     HTTP_PROTOCOLS,
     Connection,
     RecordingTransport,
-    echo_application,
     loaded_config,
 )
 
@@ -109,8 +109,7 @@ async def test_compression_is_not_negotiated(kind: str, connections: Any) -> Non
     connection = connections(kind)
     offer = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
     connection.protocol.data_received(connection.peer.handshake(**offer))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await settle()
     response = bytes(connection.transport.written).lower()
     assert response.startswith(b"http/1.1 101 ")
     assert (b"sec-websocket-extensions: permessage-deflate" in response) is (kind == "stock")

@@ -16,7 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 
 from servers.uvicorn import EchoHTTPProtocol, EchoWebSocketProtocol
-from tests.peer import InMemoryConnection
+from tests.peer import InMemoryConnection, echo_application
 
 WEBSOCKET_PROTOCOLS = {"project": EchoWebSocketProtocol, "stock": WebSocketsSansIOProtocol}
 HTTP_PROTOCOLS = {"project": EchoHTTPProtocol, "stock": HttpToolsProtocol}
@@ -49,14 +49,6 @@ class RecordingTransport(asyncio.Transport):
 
     def resume_reading(self) -> None:
         pass
-
-
-async def echo_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await receive()
-    await send({"type": "websocket.accept", "subprotocol": "echo"})
-    while (event := await receive())["type"] == "websocket.receive":
-        payload = {key: event[key] for key in ("text", "bytes") if event.get(key) is not None}
-        await send({"type": "websocket.send", **payload})
 
 
 class Connection(InMemoryConnection):
