@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from servers import launcher
 from servers.launcher import ServerProcess
 
@@ -87,12 +89,21 @@ class RunningServer:
         """User and system time of the server and its workers."""
         total = 0.0
         for process in self.server.processes():
-            times = process.cpu_times()
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:  # a worker that exited since it was listed
+                continue
             total += times.user + times.system
         return total
 
     def rss_bytes(self) -> int:
-        return sum(process.memory_info().rss for process in self.server.processes())
+        total = 0
+        for process in self.server.processes():
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:  # a worker that exited since it was listed
+                continue
+        return total
 
     def stop(self) -> None:
         self.server.stop(timeout=15)
