@@ -78,6 +78,9 @@ WRITE_HIGH_WATER = 256 * 1024
 MAX_PENDING_MESSAGES = 16
 # On shutdown, open WebSockets get this long to answer their 1001 close before the process exits.
 SHUTDOWN_GRACE = 5.0
+# After a protocol error, the application gets this long to answer the messages that came
+# before it; then the close frame goes out whether it has or not.
+FAILURE_GRACE = 1.0
 
 # The open WebSockets of this process, closed with 1001 (going away) when it shuts down.
 open_websockets: set[EchoWebSocketProtocol] = set()
@@ -97,6 +100,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     # proxy retries on another process.
     draining = False
     flush_deadline: IDelayedCall | None = None
+    # A failure (code and reason) whose close frame waits for the application; see
+    # _fail_connection.
+    held_failure: tuple[int, str] | None = None
+    held_failure_deadline: IDelayedCall | None = None
+    closed_by_client_while_held = False
     client_backlogged = False
     reading_paused = False
 
@@ -149,7 +157,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """Reads from the client only while its echoes flow out and the application keeps up."""
         queue = getattr(self, "application_queue", None)
         application_behind = queue is not None and queue.qsize() >= MAX_PENDING_MESSAGES
-        pause = self.client_backlogged or application_behind
+        pause = self.client_backlogged or application_behind or self.held_failure is not None
         if pause != self.reading_paused and self.transport is not None:
             self.reading_paused = pause
             if pause:
@@ -171,6 +179,63 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             max_msg_size,
         )
         super()._max_message_size_exceeded(msg_size, max_msg_size, reason)
+
+    def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
+        """autobahn's failing of the connection (1002, 1007, 1009), with the close frame held
+        back until the application has answered the messages that arrived before the error.
+
+        autobahn sends the close frame the moment it meets the error, often in the same read as
+        valid messages the application has not answered yet; their echoes would then never be
+        sent. Instead the application is told the connection is ending, after those messages,
+        and the close frame follows once it is done (at most FAILURE_GRACE later). Nothing
+        after the error is delivered: ``failedByMe`` is autobahn's own flag for that.
+        """
+        if self.held_failure is not None:
+            return
+        application = self.running_application()
+        if self.state != self.STATE_OPEN or application is None:
+            super()._fail_connection(code, reason)
+            return
+        self.failedByMe = True
+        self.held_failure = (code, reason)
+        self.application_queue.put_nowait({"type": "websocket.disconnect", "code": code})
+        self.held_failure_deadline = reactor.callLater(FAILURE_GRACE, self.release_failure)
+        application.add_done_callback(lambda _: self.release_failure())
+        self.update_reading()
+
+    def _protocol_violation(self, reason: str) -> bool:
+        super()._protocol_violation(reason)
+        # Stop reading frames while the close frame is held: autobahn would go on to the next.
+        return self.held_failure is not None
+
+    def _invalid_payload(self, reason: str) -> bool:
+        super()._invalid_payload(reason)
+        return self.held_failure is not None
+
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
+        if self.held_failure is not None:
+            # The client closed before hearing of the error: it is told once its echoes are out.
+            self.closed_by_client_while_held = True
+            return True
+        return super().onCloseFrame(code, reasonRaw)
+
+    def release_failure(self) -> None:
+        """Sends the held close frame; from here on autobahn fails the connection as usual."""
+        if self.held_failure is None:
+            return
+        code, reason = self.held_failure
+        self.held_failure = None
+        if self.held_failure_deadline is not None and self.held_failure_deadline.active():
+            self.held_failure_deadline.cancel()
+        self.held_failure_deadline = None
+        super()._fail_connection(code, reason)
+        if self.closed_by_client_while_held:
+            self.dropConnection()
+        self.update_reading()
+
+    def running_application(self) -> asyncio.Future[Any] | None:
+        instance = self.server.connections.get(self, {}).get("application_instance")
+        return None if instance is None or instance.done() else instance
 
     def failHandshake(
         self, reason: str, code: int = 400, responseHeaders: list[tuple[str, str]] | None = None
@@ -198,14 +263,16 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def connectionLost(self, reason: Any) -> None:
         open_websockets.discard(self)
-        if self.flush_deadline is not None and self.flush_deadline.active():
-            self.flush_deadline.cancel()
+        for deadline in (self.flush_deadline, self.held_failure_deadline):
+            if deadline is not None and deadline.active():
+                deadline.cancel()
+        self.held_failure = None
         super().connectionLost(reason)
         self.forget_when_finished()
 
     def applicationCreateWorked(self, application_queue: Any) -> None:
         super().applicationCreateWorked(application_queue)
-        instance = self.server.connections.get(self, {}).get("application_instance")
+        instance = self.running_application()
         if instance is not None:
             instance.add_done_callback(lambda _: self.forget_when_finished())
 

@@ -24,6 +24,7 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from pytest_django import Settings
 from twisted.internet.task import Clock
+from websockets.frames import Opcode
 
 from servers import SHUTDOWN_REASON
 from servers import daphne as adjustments
@@ -49,9 +50,11 @@ def daphne_servers() -> Iterator[Any]:
 
 
 @pytest.fixture(autouse=True)
-def quiet_reactor(monkeypatch: pytest.MonkeyPatch) -> None:
+def quiet_reactor(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Delayed calls autobahn and the adjustments schedule on the (never running) reactor."""
-    monkeypatch.setattr(adjustments.reactor, "callLater", Clock().callLater)
+    clock = Clock()
+    monkeypatch.setattr(adjustments.reactor, "callLater", clock.callLater)
+    return clock
 
 
 # Contract with Server.run(): what install() replaces is what run() builds.
@@ -131,6 +134,38 @@ async def test_protocol_error_gets_a_close_frame(kind: str, daphne_servers: Any)
     else:
         assert received.close is None
         assert connection.transport.disconnecting
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_message_before_a_protocol_error_is_echoed(kind: str, daphne_servers: Any) -> None:
+    """A message in the same read as a protocol error is echoed, then the close follows, and
+    the application hears the code; stock: autobahn fails the connection before the
+    application can answer, so the echo is lost."""
+    connection = daphne_servers(kind).connect()
+    await connection.open()
+    received = await connection.send(connection.peer.text("first") + frame(TEXT, b"bad", rsv=4))
+    if kind == "project":
+        assert received.messages() == ["first"]
+        assert received.close is not None
+        assert received.close.code == 1002
+        assert [frame.opcode for frame in received.frames][-1] is Opcode.CLOSE
+    else:
+        assert received.messages() == []
+
+
+async def test_close_waits_at_most_the_failure_grace(
+    daphne_servers: Any, quiet_reactor: Clock
+) -> None:
+    """An application that never reads again cannot hold the close frame back for longer
+    than FAILURE_GRACE."""
+    connection = daphne_servers("project", deaf_application).connect()
+    await connection.open()
+    received = await connection.send(connection.peer.text("first") + frame(TEXT, b"bad", rsv=4))
+    assert received.close is None
+    quiet_reactor.advance(adjustments.FAILURE_GRACE)
+    received = await connection.read()
+    assert received.close is not None
+    assert received.close.code == 1002
 
 
 @pytest.mark.parametrize("kind", KINDS)

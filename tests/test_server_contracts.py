@@ -103,6 +103,30 @@ METHODS = [
     ),
     (
         WebSocketProtocol,
+        "_fail_connection",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "code", "reason"],
+    ),
+    (
+        WebSocketProtocol,
+        "_protocol_violation",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "reason"],
+    ),
+    (
+        WebSocketProtocol,
+        "_invalid_payload",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "reason"],
+    ),
+    (
+        WebSocketProtocol,
+        "onCloseFrame",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "code", "reasonRaw"],
+    ),
+    (
+        WebSocketProtocol,
         "sendMessage",
         "autobahn.websocket.protocol.WebSocketProtocol",
         ["self", "payload", "isBinary", "fragmentSize", "sync", "doNotCompress"],
@@ -245,7 +269,7 @@ AUTOBAHN_OPTIONS = [
 DAPHNE_WEBSOCKET_ATTRIBUTES = [
     *("application_queue", "server", "state", "transport", "factory", "client_addr"),
     *("http_request_data", "http_response_data", "http_headers", "request"),
-    *("STATE_CONNECTING", "STATE_OPEN"),
+    *("STATE_CONNECTING", "STATE_OPEN", "failedByMe"),
 ]
 
 # Attributes of uvicorn's WebSocket protocol that servers/uvicorn.py reads or sets.

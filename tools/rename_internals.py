@@ -45,6 +45,8 @@ INTERNALS = {
         *("encode_truncate", "http_request_data", "http_response_data", "http_headers"),
         *("STATE_OPEN", "STATE_CONNECTING", "sendMessage", "connectionMade", "connectionLost"),
         *("onOpen", "onConnect", "onMessage", "ConnectionDeny", "_max_message_size_exceeded"),
+        *("_fail_connection", "_protocol_violation", "_invalid_payload", "onCloseFrame"),
+        "failedByMe",
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
