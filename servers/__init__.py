@@ -12,6 +12,11 @@ docs/upstream.md lists the defect behind each adjustment.
 # The reason of the 1001 close, and the body of the 503 for handshakes, when the process shuts
 # down; the same under every server.
 SHUTDOWN_REASON = "server shutting down"
+# After the server's own close frame, how long a client has to answer it before TCP ends.
+CLOSE_TIMEOUT = 5.0
+# After a protocol error, how long the application has to answer the messages that came before
+# it; then the close frame goes out whether it has or not.
+FAILURE_GRACE = 1.0
 
 
 def peer_name(client: tuple[str, int] | list[object] | None) -> str:

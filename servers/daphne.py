@@ -62,13 +62,10 @@ from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http
 
-from servers import SHUTDOWN_REASON, peer_name
+from servers import CLOSE_TIMEOUT, FAILURE_GRACE, SHUTDOWN_REASON, peer_name
 
 logger = logging.getLogger(__name__)
 
-# How long a closing connection may take to flush its last bytes (the close frame) to a client
-# before the socket is aborted; bounds what a client that stopped reading can hold.
-CLOSE_FLUSH_TIMEOUT = 5.0
 SUPPORTED_VERSION = 13
 # A close frame is a control frame: 125 bytes at most, two of them for the code.
 MAX_CLOSE_REASON_BYTES = 123
@@ -78,9 +75,6 @@ WRITE_HIGH_WATER = 256 * 1024
 MAX_PENDING_MESSAGES = 16
 # On shutdown, open WebSockets get this long to answer their 1001 close before the process exits.
 SHUTDOWN_GRACE = 5.0
-# After a protocol error, the application gets this long to answer the messages that came
-# before it; then the close frame goes out whether it has or not.
-FAILURE_GRACE = 1.0
 
 # The open WebSockets of this process, closed with 1001 (going away) when it shuts down.
 open_websockets: set[EchoWebSocketProtocol] = set()
@@ -116,7 +110,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.openHandshakeTimeout = settings.ECHO_HANDSHAKE_TIMEOUT
         self.autoPingInterval = settings.ECHO_PING_INTERVAL
         self.autoPingTimeout = settings.ECHO_PING_TIMEOUT
-        self.closeHandshakeTimeout = CLOSE_FLUSH_TIMEOUT
+        self.closeHandshakeTimeout = CLOSE_TIMEOUT
         self.versions = [SUPPORTED_VERSION]
         self.failByDrop = False
         self.echoCloseCodeReason = True
@@ -257,9 +251,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """Close gracefully so a queued close frame is still delivered, but never wait forever."""
         super().dropConnection(abort=False)
         if self.flush_deadline is None and self.transport is not None:
-            self.flush_deadline = reactor.callLater(
-                CLOSE_FLUSH_TIMEOUT, self.transport.abortConnection
-            )
+            self.flush_deadline = reactor.callLater(CLOSE_TIMEOUT, self.transport.abortConnection)
 
     def connectionLost(self, reason: Any) -> None:
         open_websockets.discard(self)

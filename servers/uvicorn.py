@@ -33,6 +33,7 @@ adjustment is still needed, and docs/upstream.md says what to delete when uvicor
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -47,18 +48,13 @@ from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from servers import SHUTDOWN_REASON, peer_name
+from servers import CLOSE_TIMEOUT, FAILURE_GRACE, SHUTDOWN_REASON, peer_name
 
 logger = logging.getLogger(__name__)
 
-# The options of the uvicorn command above, between the address and the application; the live
-# tests and the benchmark start uvicorn with exactly these.
-COMMAND_OPTIONS = (
-    *("--no-proxy-headers", "--lifespan", "off"),
-    *("--http", "project.uvicorn_server:EchoHTTPProtocol"),
-    *("--ws", "project.uvicorn_server:EchoWebSocketProtocol"),
-)
 SUPPORTED_VERSION = "13"
+ABNORMAL_CLOSURE = 1006
+UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 # A client's close without a code is answered with this (RFC 6455 allows either).
 NORMAL_CLOSE_FRAME = Frame(
     Opcode.CLOSE, Close(CloseCode.NORMAL_CLOSURE, "").serialize()
@@ -105,6 +101,15 @@ class EchoHTTPProtocol(HttpToolsProtocol):
 class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol with the project's limits and close rules."""
 
+    # The close frame of a failed connection (1002, 1007, 1009), with any control frames
+    # written before it, waiting for the application to answer the messages before the error.
+    held_writes: list[bytes] | None = None
+    failed = False
+    client_finished = False
+    application_done = False
+    text_decoder: codecs.IncrementalDecoder | None = None
+    text_parts: list[str] | None = None
+
     def __init__(
         self,
         config: Config,
@@ -119,6 +124,24 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         )
         self.ping_interval = settings.ECHO_PING_INTERVAL
         self.ping_timeout = settings.ECHO_PING_TIMEOUT
+        self.close_timeout = CLOSE_TIMEOUT
+
+    def data_received(self, data: bytes) -> None:
+        if self.failed:
+            return  # RFC 6455 section 7.1.7: nothing after the error is read
+        self.conn.receive_data(data)
+        if self.conn.handshake_exc is not None and not self.handshake_initiated:
+            self.refuse_handshake()
+            return
+        if self.conn.parser_exc is not None and self.conn.close_rcvd is not None:
+            self.close_inside_message()
+            return
+        # When websockets met an error, its close frame is already written, after the pongs of
+        # any pings before it; all of it waits until the messages before it are answered.
+        held = self.conn.data_to_send() if self.conn.parser_exc is not None else None
+        self.handle_events()
+        if held is not None:
+            self.fail(held)
 
     def handle_connect(self, event: Request) -> None:
         # A missing or malformed version is left to websockets' checks (400).
@@ -141,31 +164,142 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         super().handle_connect(event)
 
+    def refuse_handshake(self) -> None:
+        """websockets could not read the request head (a line over 8 KiB, over 128 headers): it
+        wrote a 431 or 400 that uvicorn never sends, and the socket would stay open."""
+        response = self.conn.data_to_send()
+        error = self.conn.handshake_exc
+        cause = error.__cause__ if error is not None and error.__cause__ is not None else error
+        logger.info(
+            "event=refused client=%s reason=invalid_handshake detail=%s",
+            peer_name(self.client),
+            type(cause).__name__,
+        )
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        self.transport.write(b"".join(response))
+        self.transport.close()
+
+    def handle_text(self, event: Frame) -> None:
+        if event.fin:
+            super().handle_text(event)
+            return
+        # The first fragment of a text message: its UTF-8 is checked as each fragment arrives,
+        # so bad bytes end the connection at once (RFC 6455 section 8.1), not at the last one.
+        self.curr_msg_data_type = "text"
+        self.frames = []
+        self.text_decoder = UTF8_DECODER()
+        self.text_parts = []
+        self.decode_fragment(event.data, final=False)
+
+    def handle_cont(self, event: Frame) -> None:
+        if self.text_decoder is None:
+            super().handle_cont(event)
+            return
+        self.decode_fragment(event.data, final=event.fin)
+        if event.fin and self.text_parts is not None:
+            text = "".join(self.text_parts)
+            self.text_decoder = self.text_parts = None
+            self.deliver({"type": "websocket.receive", "text": text})
+
+    def decode_fragment(self, data: bytes, final: bool) -> None:
+        assert self.text_decoder is not None
+        assert self.text_parts is not None
+        try:
+            self.text_parts.append(self.text_decoder.decode(data, final))
+        except UnicodeDecodeError as error:
+            self.text_decoder = self.text_parts = None
+            self.invalid_utf8(error)
+
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, except that text which is not UTF-8 is logged as the client's error."""
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
-        if self.close_sent:
-            return
         if self.curr_msg_data_type == "text":
             try:
-                self.queue.put_nowait({"type": "websocket.receive", "text": data.decode()})
+                text = data.decode()
             except UnicodeDecodeError as error:
-                logger.info(
-                    "event=invalid_utf8 client=%s position=%d",
-                    peer_name(self.client),
-                    error.start,
-                )
-                self.conn.send_close(CloseCode.INVALID_DATA)
-                self.handle_parser_exception()
+                self.invalid_utf8(error)
                 return
+            self.deliver({"type": "websocket.receive", "text": text})
         else:
-            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+            self.deliver({"type": "websocket.receive", "bytes": data})
+
+    def deliver(self, message: dict[str, Any]) -> None:
+        """Hands a message to the application; reading pauses until it takes it (uvicorn's
+        backpressure)."""
+        if self.close_sent or self.failed:
+            return
+        self.queue.put_nowait(message)  # type: ignore[arg-type]
         if not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
 
-    def handle_parser_exception(self) -> None:
+    def invalid_utf8(self, error: UnicodeDecodeError) -> None:
+        if self.failed:
+            return
+        logger.info(
+            "event=invalid_utf8 client=%s position=%d", peer_name(self.client), error.start
+        )
+        self.conn.fail(CloseCode.INVALID_DATA, f"{error.reason} at position {error.start}")
+        self.fail(self.conn.data_to_send())
+
+    def handle_close(self, event: Frame) -> None:
+        if self.failed:
+            return
+        close = self.conn.close_rcvd
+        if not self.close_sent and close is not None and close.code == CloseCode.NO_STATUS_RCVD:
+            self.conn.data_to_send()  # websockets' empty echo of the empty close
+            self.transport.write(NORMAL_CLOSE_FRAME)
+        super().handle_close(event)
+
+    def close_inside_message(self) -> None:
+        """websockets fails a close that arrives between the fragments of a message with 1002;
+        RFC 6455 (section 5.4) lets control frames come there, so it is answered as any close."""
+        self.conn.data_to_send()  # websockets' 1002
+        close = self.conn.close_rcvd
+        assert close is not None
+        self.handle_events()
+        self.frames, self.text_decoder, self.text_parts = [], None, None
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
+        )
+        if close.code == CloseCode.NO_STATUS_RCVD:
+            self.transport.write(NORMAL_CLOSE_FRAME)
+        else:
+            frame = Frame(Opcode.CLOSE, close.serialize())
+            self.transport.write(frame.serialize(mask=False))
+        self.transport.close()
+
+    def fail(self, held: list[bytes]) -> None:
+        """Fails the connection (RFC 6455 section 7.1.7), with websockets' close frame, in
+        ``held``, sent once the application has answered the messages before the error.
+
+        websockets fails a connection the moment it meets the error, often in the same read as
+        valid messages the application has not answered yet. As under daphne, the application
+        is told the connection is ending, after those messages, and the close frame follows
+        when it is done, or FAILURE_GRACE later.
+        """
+        if self.failed:
+            assert self.held_writes is not None
+            self.held_writes.extend(held)
+            return
+        close = self.conn.close_sent
+        assert close is not None
+        self.failed = True
+        self.held_writes = held
+        self.log_failure()
+        self.stop_keepalive()
+        self.queue.put_nowait(
+            {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
+        )
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        if self.application_done:
+            self.release_close()
+        else:
+            self.close_timer = self.loop.call_later(FAILURE_GRACE, self.release_close)
+
+    def log_failure(self) -> None:
         error = self.conn.parser_exc
         if isinstance(error, PayloadTooBig) and error.message is None:
             size = (error.size or 0) + (error.current_size or 0)
@@ -175,17 +309,90 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 size,
                 error.max_size,
             )
-        super().handle_parser_exception()
 
-    def handle_close(self, event: Frame) -> None:
-        close = self.conn.close_rcvd
-        if not self.close_sent and close is not None and close.code == CloseCode.NO_STATUS_RCVD:
-            self.conn.data_to_send()  # websockets' empty echo of the empty close
-            self.transport.write(NORMAL_CLOSE_FRAME)
-        super().handle_close(event)
+    def release_close(self) -> None:
+        """Sends the held close frame and ends the server's side of TCP, as websockets asks
+        (``SEND_EOF``); what the client still sends is read and dropped until it ends its side,
+        CLOSE_TIMEOUT at most, so the close frame is never cut off by a reset."""
+        if self.held_writes is None:
+            return
+        held, self.held_writes = self.held_writes, None
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_sent = True
+        self.transport.write(b"".join(held))
+        if self.client_finished or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.close_wait_expired)
+
+    def close_wait_expired(self) -> None:
+        self.close_timer = None
+        if self.transport.get_write_buffer_size():
+            # The client has not even read the close frame: it is not listening.
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        if self.held_writes is None:
+            return None
+        # The client has finished sending; its echoes and the close frame still go out.
+        self.client_finished = True
+        return True
+
+    def keepalive_timeout(self) -> None:
+        """A client that does not answer a ping is not listening: it is dropped without a
+        close frame (uvicorn sends 1011 and waits for the write to drain, which may be never)."""
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        if self.close_sent or self.transport.is_closing():
+            return
+        logger.info(
+            "event=ping_timeout client=%s timeout=%s", peer_name(self.client), self.ping_timeout
+        )
+        self.close_sent = True
+        self.transport.abort()
+
+    def on_task_complete(self, task: asyncio.Task[None]) -> None:
+        super().on_task_complete(task)
+        self.application_done = True
+        self.release_close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.handshake_complete and not self.close_sent and self.conn.close_rcvd is None:
+            # Gone without a closing handshake: 1006, as under daphne (uvicorn says 1005).
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": ABNORMAL_CLOSURE})
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.held_writes = None
+        super().connection_lost(exc)
+
+    async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if self.held_writes is not None and kind == "websocket.send":
+            # An answer to a message from before the error, which goes out ahead of the close.
+            self.transport.write(self.data_frame(message))
+            return
+        if kind == "websocket.send" and (self.close_sent or self.failed or self.disconnected):
+            # The close has begun: nothing may follow a close frame, and the application is
+            # told of the end by its websocket.disconnect, as under daphne, not by an error.
+            return
+        if kind == "websocket.close" and self.failed:
+            return
+        await super().send(message)
+
+    def data_frame(self, message: dict[str, Any]) -> bytes:
+        text = message.get("text")
+        if text is not None:
+            frame = Frame(Opcode.TEXT, text.encode())
+        else:
+            frame = Frame(Opcode.BINARY, message.get("bytes") or b"")
+        return frame.serialize(mask=False, extensions=self.conn.extensions)
 
     def shutdown(self) -> None:
-        if self.close_sent or self.initial_response is not None:
+        if self.close_sent or self.failed or self.initial_response is not None:
             super().shutdown()
             return
         self.stop_keepalive()

@@ -176,6 +176,28 @@ def test_invalid_utf8_closes_with_1007(
     assert code == 1007
 
 
+# Every kind of error above, and a message over the size limit, after a valid message.
+ERRORS_AFTER_A_MESSAGE = {
+    **{name: ([wire], 1002) for name, wire in PROTOCOL_ERRORS.items()},
+    **{name: (wires, 1007) for name, wires in INVALID_UTF8.items()},
+    "too-big": ([frame(BINARY, b"x" * (1024 * 1024 + 1))], 1009),
+}
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"), ERRORS_AFTER_A_MESSAGE.values(), ids=ERRORS_AFTER_A_MESSAGE.keys()
+)
+def test_message_before_an_error_is_echoed_first(
+    raw_clients: RawClients, echo_server: LiveServer, wire: list[bytes], expected: int
+) -> None:
+    """Valid messages that arrive in the same write as an error are echoed before the close."""
+    client = raw_clients(echo_server)
+    client.send(frame(TEXT, b"first") + frame(BINARY, b"second") + b"".join(wire))
+    assert client.recv_message() == (TEXT, b"first")
+    assert client.recv_message() == (BINARY, b"second")
+    assert client.expect_close().close_code == expected
+
+
 @pytest.mark.parametrize(
     ("sent", "answered"),
     [

@@ -29,6 +29,7 @@ class RecordingTransport(asyncio.Transport):
         super().__init__()
         self.written = bytearray()
         self.closed = False
+        self.eof_written = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
@@ -37,6 +38,12 @@ class RecordingTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += data
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
 
     def close(self) -> None:
         self.closed = True
@@ -67,7 +74,7 @@ class Connection(InMemoryConnection):
     def take_written(self) -> tuple[bytes, bool]:
         written = bytes(self.transport.written)
         self.transport.written.clear()
-        return written, self.transport.closed
+        return written, self.transport.closed or self.transport.eof_written
 
     async def finish(self) -> None:
         for task in self.state.tasks:
