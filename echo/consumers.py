@@ -188,6 +188,10 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     """The last WebSocket route: anything that reaches it asked for a path we do not serve."""
 
     async def connect(self) -> None:
-        logger.info("event=refused reason=unknown_path path=%s", self.scope.get("path"))
+        logger.info(
+            "event=refused client=%s reason=unknown_path path=%s",
+            describe_client(self.scope.get("client")),
+            self.scope.get("path"),
+        )
         metrics.refused("unknown_path")
         await self.close()

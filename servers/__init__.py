@@ -9,6 +9,14 @@ Nothing here imports the echo app: these are fixes to the servers, whatever they
 docs/upstream.md lists the defect behind each adjustment.
 """
 
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+logger = logging.getLogger(__name__)
+
 # The reason of the 1001 close, and the body of the 503 for handshakes, when the process shuts
 # down; the same under every server.
 SHUTDOWN_REASON = "server shutting down"
@@ -19,9 +27,56 @@ CLOSE_TIMEOUT = 5.0
 FAILURE_GRACE = 1.0
 
 
-def peer_name(client: tuple[str, int] | list[object] | None) -> str:
+Client = tuple[str, int] | list[object] | None
+
+
+def peer_name(client: Client) -> str:
     """A client as the service's log lines name it: ``host:port``, or ``[v6 host]:port``."""
     if not client:
         return "unknown"
     host, port = client[0], client[1]
     return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def log_http_refused(client: Client, status: HTTPStatus) -> None:
+    """A request the server refuses itself, before any application sees it: the client's
+    doing, so one INFO line (as ``project.log_filters`` makes of the application's refusals)."""
+    logger.info(
+        "event=http_refused client=%s status=%d reason=%s",
+        peer_name(client),
+        status.value,
+        status.phrase.lower().replace(" ", "_").replace("-", "_"),
+    )
+
+
+def log_refused_handshake(client: Client, status: int, detail: str) -> None:
+    """A WebSocket handshake the server refuses on its own (400, 426): the client's doing."""
+    logger.info(
+        "event=refused client=%s reason=invalid_handshake status=%d detail=%s",
+        peer_name(client),
+        status,
+        json.dumps(detail),
+    )
+
+
+def log_protocol_error(client: Client, code: int, detail: str) -> None:
+    """A connection the server fails for the client's error (1002, 1007); the close follows."""
+    logger.info(
+        "event=protocol_error client=%s code=%d detail=%s",
+        peer_name(client),
+        code,
+        json.dumps(detail),
+    )
+
+
+def log_ping_timeout(client: Client, timeout: float | None) -> None:
+    logger.info("event=ping_timeout client=%s timeout=%s", peer_name(client), timeout)
+
+
+def plain_response(status: HTTPStatus) -> bytes:
+    """A complete HTTP/1.1 response refusing a request, for a server to write and then close."""
+    body = f"{status.phrase}.\n".encode()
+    return (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nConnection: close\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body

@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import daphne.cli
@@ -62,11 +63,23 @@ from twisted.internet import defer, reactor
 from twisted.internet.interfaces import IDelayedCall
 from twisted.web import http
 
-from servers import CLOSE_TIMEOUT, FAILURE_GRACE, SHUTDOWN_REASON, peer_name
+from servers import (
+    CLOSE_TIMEOUT,
+    FAILURE_GRACE,
+    SHUTDOWN_REASON,
+    Client,
+    log_http_refused,
+    log_ping_timeout,
+    log_protocol_error,
+    log_refused_handshake,
+    peer_name,
+    plain_response,
+)
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSION = 13
+MESSAGE_TOO_BIG = 1009
 # A close frame is a control frame: 125 bytes at most, two of them for the code.
 MAX_CLOSE_REASON_BYTES = 123
 # Reading from a client pauses while more than this waits in Twisted's write buffer for it...
@@ -168,7 +181,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         only place that knows the size (the application never sees the message)."""
         logger.info(
             "event=too_big client=%s size=%d limit=%d",
-            peer_name(self.client_addr),
+            peer_name(self.client()),
             msg_size,
             max_msg_size,
         )
@@ -186,6 +199,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """
         if self.held_failure is not None:
             return
+        if self.state == self.STATE_OPEN and code != MESSAGE_TOO_BIG:  # too_big is logged
+            log_protocol_error(self.client(), code, reason)
         application = self.running_application()
         if self.state != self.STATE_OPEN or application is None:
             super()._fail_connection(code, reason)
@@ -227,6 +242,14 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             self.dropConnection()
         self.update_reading()
 
+    def client(self) -> Client:
+        """The client's address: daphne's, once it has read the handshake, else the socket's."""
+        address = getattr(self, "client_addr", None)
+        if address:
+            return address  # type: ignore[no-any-return]
+        peer = self.transport.getPeer()
+        return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
+
     def running_application(self) -> asyncio.Future[Any] | None:
         instance = self.server.connections.get(self, {}).get("application_instance")
         return None if instance is None or instance.done() else instance
@@ -237,6 +260,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         # autobahn names the supported versions only when the client's version is the problem.
         if any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders or []):
             code = 426
+        if code in (400, 426):  # autobahn's own checks; 403 and 503 are logged where decided
+            log_refused_handshake(self.client(), code, reason)
         super().failHandshake(reason, code, responseHeaders)
 
     def sendCloseFrame(
@@ -246,6 +271,10 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         if isReply and code is None:
             code = 1000
         super().sendCloseFrame(code=code, reasonUtf8=reasonUtf8, isReply=isReply)
+
+    def onAutoPingTimeout(self) -> None:
+        log_ping_timeout(self.client(), self.autoPingTimeout)
+        super().onAutoPingTimeout()
 
     def dropConnection(self, abort: bool = False) -> None:
         """Close gracefully so a queued close frame is still delivered, but never wait forever."""
@@ -333,12 +362,26 @@ class EchoHTTPChannel(http.HTTPChannel):
     """
 
     first_request_deadline: IDelayedCall | None = None
+    refused = False
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.first_request_deadline = self.callLater(
-            settings.ECHO_HANDSHAKE_TIMEOUT, self.transport.abortConnection
+            settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
         )
+
+    def client(self) -> list[object]:
+        peer = self.transport.getPeer()
+        return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
+
+    def handshake_expired(self) -> None:
+        self.first_request_deadline = None
+        logger.info(
+            "event=handshake_timeout client=%s timeout=%s",
+            peer_name(self.client()),
+            settings.ECHO_HANDSHAKE_TIMEOUT,
+        )
+        self.transport.abortConnection()
 
     def allContentReceived(self) -> None:
         # A whole request, upgrade or not, arrived in time: from here on the request, or the
@@ -359,6 +402,46 @@ class EchoHTTPChannel(http.HTTPChannel):
             # The channel and its request refer to each other; let go now rather than at the
             # next cyclic garbage collection.
             self.requests.clear()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.refused:
+            return  # read and dropped until the client closes, or the deadline passes
+        super().dataReceived(data)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """A request or header line over 16 KiB: Twisted drops the connection without a word."""
+        self.refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """Twisted's answer to a request it cannot parse (400), logged as the client's error."""
+        self.refuse(HTTPStatus.BAD_REQUEST)
+
+    def refuse(self, status: HTTPStatus) -> None:
+        """Answers ``status`` and ends the server's side of TCP, reading on, so that the answer
+        is not lost to a reset while the client is still sending its request."""
+        if self.refused:
+            return
+        self.refused = True
+        log_http_refused(self.client(), status)
+        self.clearLineBuffer()
+        self.transport.write(plain_response(status))
+        self.transport.loseWriteConnection()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        """Bytes that came after a WebSocket handshake, in the same read, go to the WebSocket.
+
+        Twisted holds what follows a request until the request is finished, to parse it as the
+        next one; after an upgrade that never happens, and daphne forgets it, so a first message
+        a client sent with its handshake was lost.
+        """
+        if self.transport is not None:
+            receiver = getattr(self.transport, "wrappedProtocol", None) or getattr(
+                self.transport, "protocol", self
+            )
+            if receiver is not self:
+                receiver.dataReceived(data)
+                return
+        super().rawDataReceived(data)
 
     def connectionLost(self, reason: Any) -> None:
         self.cancel_deadline()

@@ -38,17 +38,27 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import httptools
 from django.conf import settings
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
-from websockets.exceptions import PayloadTooBig
+from websockets.exceptions import PayloadTooBig, SecurityError
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from servers import CLOSE_TIMEOUT, FAILURE_GRACE, SHUTDOWN_REASON, peer_name
+from servers import (
+    CLOSE_TIMEOUT,
+    FAILURE_GRACE,
+    SHUTDOWN_REASON,
+    log_http_refused,
+    log_ping_timeout,
+    log_protocol_error,
+    log_refused_handshake,
+    peer_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +82,24 @@ class EchoHTTPProtocol(HttpToolsProtocol):
         self.handshake_deadline = self.loop.call_later(
             settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
         )
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, except that a malformed request is logged as the client's error (uvicorn
+        writes a WARNING), an unsupported ``Upgrade`` is left to the application (which answers
+        it as plain HTTP) without a WARNING, and bytes that follow a WebSocket handshake in the
+        same read reach the WebSocket (uvicorn drops them)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            log_http_refused(self.client, HTTPStatus.BAD_REQUEST)
+            self.send_400_response("Invalid HTTP request received.")
+        except httptools.HttpParserUpgrade as upgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+                (offset,) = upgrade.args
+                if offset < len(data):
+                    self.transport.get_protocol().data_received(data[offset:])
 
     def on_headers_complete(self) -> None:
         # A whole request head arrived in time: from here on the request, or the WebSocket,
@@ -147,10 +175,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         # A missing or malformed version is left to websockets' checks (400).
         versions = event.headers.get_all("Sec-WebSocket-Version")
         if len(versions) == 1 and versions[0].isdigit() and versions[0] != SUPPORTED_VERSION:
-            logger.info(
-                "event=refused client=%s reason=unsupported_version offered=%s",
-                peer_name(self.client),
-                versions[0],
+            log_refused_handshake(
+                self.client, HTTPStatus.UPGRADE_REQUIRED, f"unsupported version {versions[0]}"
             )
             response = self.conn.reject(
                 HTTPStatus.UPGRADE_REQUIRED,
@@ -163,20 +189,26 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().handle_connect(event)
+        if self.response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            error = self.conn.handshake_exc
+            log_refused_handshake(self.client, self.response.status_code, str(error))
 
     def refuse_handshake(self) -> None:
-        """websockets could not read the request head (a line over 8 KiB, over 128 headers): it
-        wrote a 431 or 400 that uvicorn never sends, and the socket would stay open."""
-        response = self.conn.data_to_send()
+        """websockets could not read the request head uvicorn handed over (a header line over
+        8 KiB, over 128 headers): it wrote a 431 (or nothing, for a head it cannot parse at all)
+        that uvicorn never sends, and the socket would stay open for as long as the client
+        likes."""
         error = self.conn.handshake_exc
-        cause = error.__cause__ if error is not None and error.__cause__ is not None else error
-        logger.info(
-            "event=refused client=%s reason=invalid_handshake detail=%s",
-            peer_name(self.client),
-            type(cause).__name__,
-        )
+        written = b"".join(self.conn.data_to_send())
+        if isinstance(error, SecurityError):
+            status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+        else:
+            status = HTTPStatus.BAD_REQUEST
+        if not written:
+            written = self.conn.reject(status, f"{status.phrase}.\n").serialize()
+        log_http_refused(self.client, status)
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
-        self.transport.write(b"".join(response))
+        self.transport.write(written)
         self.transport.close()
 
     def handle_text(self, event: Frame) -> None:
@@ -211,7 +243,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.invalid_utf8(error)
 
     def send_receive_event_to_app(self) -> None:
-        """uvicorn's, except that text which is not UTF-8 is logged as the client's error."""
+        """uvicorn's, except that text which is not UTF-8 fails the connection as the client's
+        error (uvicorn logs it at ERROR with a traceback)."""
         data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
         if self.curr_msg_data_type == "text":
@@ -237,9 +270,6 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def invalid_utf8(self, error: UnicodeDecodeError) -> None:
         if self.failed:
             return
-        logger.info(
-            "event=invalid_utf8 client=%s position=%d", peer_name(self.client), error.start
-        )
         self.conn.fail(CloseCode.INVALID_DATA, f"{error.reason} at position {error.start}")
         self.fail(self.conn.data_to_send())
 
@@ -287,7 +317,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         assert close is not None
         self.failed = True
         self.held_writes = held
-        self.log_failure()
+        self.log_failure(close)
         self.stop_keepalive()
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
@@ -299,7 +329,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         else:
             self.close_timer = self.loop.call_later(FAILURE_GRACE, self.release_close)
 
-    def log_failure(self) -> None:
+    def log_failure(self, close: Close) -> None:
         error = self.conn.parser_exc
         if isinstance(error, PayloadTooBig) and error.message is None:
             size = (error.size or 0) + (error.current_size or 0)
@@ -309,6 +339,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 size,
                 error.max_size,
             )
+        else:
+            log_protocol_error(self.client, close.code, close.reason)
 
     def release_close(self) -> None:
         """Sends the held close frame and ends the server's side of TCP, as websockets asks
@@ -349,9 +381,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.pending_ping_payload = None
         if self.close_sent or self.transport.is_closing():
             return
-        logger.info(
-            "event=ping_timeout client=%s timeout=%s", peer_name(self.client), self.ping_timeout
-        )
+        log_ping_timeout(self.client, self.ping_timeout)
         self.close_sent = True
         self.transport.abort()
 
@@ -371,14 +401,17 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         kind = message["type"]
-        if self.held_writes is not None and kind == "websocket.send":
-            # An answer to a message from before the error, which goes out ahead of the close.
-            self.transport.write(self.data_frame(message))
-            return
-        if kind == "websocket.send" and (self.close_sent or self.failed or self.disconnected):
-            # The close has begun: nothing may follow a close frame, and the application is
-            # told of the end by its websocket.disconnect, as under daphne, not by an error.
-            return
+        if kind == "websocket.send":
+            await self.writable.wait()
+            if self.held_writes is not None:
+                # An answer to a message from before the error: it goes out ahead of the close.
+                self.transport.write(self.data_frame(message))
+                return
+            if self.close_sent or self.failed or self.disconnected:
+                # The close has begun, or the client is gone: nothing may follow a close frame,
+                # and the application hears of the end from its websocket.disconnect, as under
+                # daphne, rather than from an exception (uvicorn's ClientDisconnected).
+                return
         if kind == "websocket.close" and self.failed:
             return
         await super().send(message)

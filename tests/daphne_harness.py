@@ -33,13 +33,22 @@ async def deaf_application(scope: dict[str, Any], receive: Any, send: Any) -> No
     await asyncio.Event().wait()
 
 
+class TCPTransport(StringTransport):
+    """A ``StringTransport`` that, like a TCP one, can end its writing side alone."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
 class Connection(InMemoryConnection):
     """One client TCP connection to the in-memory server."""
 
     def __init__(self, server: Server, clock: Clock) -> None:
         super().__init__()
         self.server = server
-        self.transport = StringTransport(hostAddress=SERVER, peerAddress=CLIENT, lenient=True)
+        self.transport = TCPTransport(hostAddress=SERVER, peerAddress=CLIENT, lenient=True)
         self.channel = server.http_factory.buildProtocol(CLIENT)
         self.channel.callLater = clock.callLater
         self.channel.makeConnection(self.transport)

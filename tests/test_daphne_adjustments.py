@@ -468,3 +468,54 @@ def test_nothing_is_sent_after_the_close_frame() -> None:
     protocol.state = protocol.STATE_CLOSING
     protocol.handle_reply({"type": "websocket.send", "text": "late"})
     assert recorder.sent == []
+
+
+# What reaches the server before a WebSocket exists.
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_oversized_request_line_is_answered(
+    kind: str, daphne_servers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header line over Twisted's 16 KiB gets 431, logged as the client's doing, and the
+    server half-closes (reading on, so the answer is not lost to a reset); stock: the
+    connection is dropped without a word."""
+    connection = daphne_servers(kind).connect()
+    with caplog.at_level(logging.INFO, logger="servers"):
+        connection.deliver(b"GET /echo HTTP/1.1\r\nX-Long: " + b"a" * 20_000)
+    written, _ = connection.take_written()
+    if kind == "project":
+        assert written.startswith(b"HTTP/1.1 431 ")
+        assert (connection.transport.write_closed, connection.transport.disconnecting) == (
+            True,
+            False,
+        )
+        assert "event=http_refused client=127.0.0.1:50000 status=431" in caplog.text
+    else:
+        assert written == b""
+        assert connection.transport.disconnecting
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_malformed_request_is_logged(
+    kind: str, daphne_servers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request Twisted cannot parse gets its 400 and an INFO line naming the client; stock:
+    the 400 alone, and nothing in the log."""
+    connection = daphne_servers(kind).connect()
+    with caplog.at_level(logging.INFO):
+        connection.deliver(b"GET /echo HTTP/1.1\r\nno colon in this header\r\n\r\n")
+    written, _ = connection.take_written()
+    assert written.startswith(b"HTTP/1.1 400 ")
+    logged = "event=http_refused client=127.0.0.1:50000 status=400" in caplog.text
+    assert logged is (kind == "project")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_message_sent_with_the_handshake_is_echoed(kind: str, daphne_servers: Any) -> None:
+    """A message that arrives in the same read as the handshake reaches the WebSocket; stock:
+    Twisted keeps it for a next request that never comes."""
+    connection = daphne_servers(kind).connect()
+    received = await connection.send(connection.peer.handshake() + frame(TEXT, b"eager"))
+    assert received.status == 101
+    assert received.messages() == (["eager"] if kind == "project" else [])

@@ -22,6 +22,7 @@ from tests.rawws import (
     RawClient,
     close_payload,
     frame,
+    handshake_request,
 )
 from tests.timing import bound
 
@@ -198,6 +199,69 @@ def test_message_before_an_error_is_echoed_first(
     assert client.expect_close().close_code == expected
 
 
+def test_bad_utf8_fails_in_the_first_fragment(
+    raw_clients: RawClients, echo_server: LiveServer
+) -> None:
+    """Invalid UTF-8 ends the connection with 1007 as soon as it arrives, though the message
+    has not ended (RFC 6455 section 8.1)."""
+    client = raw_clients(echo_server)
+    client.send(frame(TEXT, b"fine so far, then \xff", fin=False))
+    assert client.expect_close().close_code == 1007
+
+
+def test_fragment_ending_inside_a_character_is_not_an_error(
+    raw_clients: RawClients, echo_server: LiveServer
+) -> None:
+    """A fragment may end in the middle of a character that the next fragment completes."""
+    client = raw_clients(echo_server)
+    client.send(frame(TEXT, b"price: \xe2\x82", fin=False))
+    time.sleep(0.2)  # the first fragment alone reaches the server
+    client.send(frame(CONTINUATION, b"\xac"))
+    assert client.recv_message() == (TEXT, "price: €".encode())
+
+
+@pytest.mark.parametrize(
+    ("sent", "answered"),
+    [(close_payload(1000), 1000), (close_payload(4000, b"done"), 4000), (b"", 1000)],
+    ids=["1000", "4000-reason", "no-code"],
+)
+def test_close_between_fragments_is_answered(
+    raw_clients: RawClients, echo_server: LiveServer, sent: bytes, answered: int
+) -> None:
+    """A close that arrives inside a fragmented message is a close like any other: control
+    frames may come between fragments (RFC 6455 section 5.4). The unfinished message is
+    dropped."""
+    client = raw_clients(echo_server)
+    client.send(frame(TEXT, b"half a message", fin=False) + frame(CLOSE, sent))
+    closed = client.expect_close(reply=False)
+    assert (closed.close_code, closed.close_reason) == (answered, sent[2:])
+
+
+def test_client_can_answer_the_close_of_a_failed_connection(
+    raw_clients: RawClients, echo_server: LiveServer
+) -> None:
+    """After its 1002 the server reads on until the client has answered, so the client's close
+    is not met with a reset, and TCP then ends cleanly."""
+    client = raw_clients(echo_server)
+    client.send(frame(TEXT, b"bad", rsv=4))
+    while (received := client.recv_frame()).opcode != CLOSE:
+        pass
+    assert received.close_code == 1002
+    client.send(frame(CLOSE, close_payload(1002)))
+    assert client.sock.recv(65536) == b""
+
+
+def test_message_sent_with_the_handshake_is_echoed(echo_server: LiveServer) -> None:
+    """A first message written together with the handshake, before the 101 came back, is
+    echoed: nothing the client sent is lost."""
+    with RawClient(HOST, echo_server.port) as client:
+        client.send(
+            handshake_request(f"{HOST}:{echo_server.port}") + frame(TEXT, b"eager first message")
+        )
+        assert client.read_response().status == 101
+        assert client.recv_message() == (TEXT, b"eager first message")
+
+
 @pytest.mark.parametrize(
     ("sent", "answered"),
     [
@@ -362,6 +426,24 @@ def test_completed_handshake_outlives_the_deadline(
     time.sleep(1.6)
     client.send(frame(TEXT, b"still open"))
     assert client.recv_message() == (TEXT, b"still open")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Long": "a" * 100_000}, {f"X-Header-{i}": "v" for i in range(600)}],
+    ids=["100-KB-header-line", "600-headers"],
+)
+def test_oversized_handshake_is_answered_and_closed(
+    raw_clients: RawClients, echo_server: LiveServer, headers: dict[str, str]
+) -> None:
+    """A request head too large to read gets 431 or 400, and the socket is closed at once."""
+    client = raw_clients(echo_server, handshake=False, timeout=bound(3))
+    response = client.handshake(headers=headers)
+    assert response.status in (400, 431)
+    body = client.buffer
+    while chunk := client.sock.recv(65536):
+        body += chunk
+    assert len(body) == int(response.header("Content-Length") or 0)
 
 
 def test_broken_handshake_bytes_do_not_hang(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterator
 
+import httptools
 import pytest
 from autobahn.util import encode_truncate
 from autobahn.websocket.protocol import WebSocketServerProtocol
@@ -127,6 +128,12 @@ METHODS = [
     ),
     (
         WebSocketProtocol,
+        "onAutoPingTimeout",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self"],
+    ),
+    (
+        WebSocketProtocol,
         "sendMessage",
         "autobahn.websocket.protocol.WebSocketProtocol",
         ["self", "payload", "isBinary", "fragmentSize", "sync", "doNotCompress"],
@@ -150,6 +157,42 @@ METHODS = [
         "callLater",
         "twisted.protocols.policies.TimeoutMixin",
         ["self", "period", "func"],
+    ),
+    (
+        http.HTTPChannel,
+        "dataReceived",
+        "twisted.web.http.HTTPChannel",
+        ["self", "data"],
+    ),
+    (
+        http.HTTPChannel,
+        "rawDataReceived",
+        "twisted.web.http.HTTPChannel",
+        ["self", "data"],
+    ),
+    (
+        http.HTTPChannel,
+        "lineLengthExceeded",
+        "twisted.protocols.basic.LineReceiver",
+        ["self", "line"],
+    ),
+    (
+        http.HTTPChannel,
+        "clearLineBuffer",
+        "twisted.protocols.basic.LineReceiver",
+        ["self"],
+    ),
+    (
+        http.HTTPChannel,
+        "_respondToBadRequestAndDisconnect",
+        "twisted.web.http.HTTPChannel",
+        ["self"],
+    ),
+    (
+        tcp.Connection,
+        "loseWriteConnection",
+        "twisted.internet.abstract.FileDescriptor",
+        ["self"],
     ),
     (
         tcp.Connection,
@@ -182,6 +225,36 @@ METHODS = [
     ),
     (
         HttpToolsProtocol,
+        "data_received",
+        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
+        ["self", "data"],
+    ),
+    (
+        HttpToolsProtocol,
+        "_unset_keepalive_if_required",
+        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
+        ["self"],
+    ),
+    (
+        HttpToolsProtocol,
+        "_should_upgrade",
+        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
+        ["self"],
+    ),
+    (
+        HttpToolsProtocol,
+        "handle_websocket_upgrade",
+        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
+        ["self"],
+    ),
+    (
+        HttpToolsProtocol,
+        "send_400_response",
+        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
+        ["self", "msg"],
+    ),
+    (
+        HttpToolsProtocol,
         "on_headers_complete",
         "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
         ["self"],
@@ -203,6 +276,66 @@ METHODS = [
         "handle_connect",
         "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
         ["self", "event"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "data_received",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "data"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "handle_events",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "handle_text",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "event"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "handle_cont",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "event"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "keepalive_timeout",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "on_task_complete",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "task"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "connection_lost",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "exc"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "eof_received",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "send",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "message"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "receive",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self"],
     ),
     (
         WebSocketsSansIOProtocol,
@@ -254,6 +387,8 @@ METHODS = [
     (ServerProtocol, "send_response", "websockets.server.ServerProtocol", ["self", "response"]),
     (ServerProtocol, "data_to_send", "websockets.protocol.Protocol", ["self"]),
     (ServerProtocol, "send_close", "websockets.protocol.Protocol", ["self", "code", "reason"]),
+    (ServerProtocol, "fail", "websockets.protocol.Protocol", ["self", "code", "reason"]),
+    (ServerProtocol, "receive_data", "websockets.protocol.Protocol", ["self", "data"]),
     (Frame, "serialize", "websockets.frames.Frame", ["self", "mask", "extensions"]),
     (Close, "serialize", "websockets.frames.Close", ["self"]),
 ]
@@ -276,7 +411,8 @@ DAPHNE_WEBSOCKET_ATTRIBUTES = [
 UVICORN_WEBSOCKET_ATTRIBUTES = [
     *("conn", "ping_interval", "ping_timeout", "handshake_initiated", "handshake_complete"),
     *("close_sent", "initial_response", "queue", "frames", "curr_msg_data_type"),
-    *("read_paused", "transport", "client", "loop"),
+    *("read_paused", "transport", "client", "loop", "close_timeout", "close_timer"),
+    *("writable", "disconnected", "pong_timer", "pending_ping_payload", "response"),
 ]
 
 
@@ -350,6 +486,20 @@ def test_websockets_reports_the_size_of_a_message_too_big() -> None:
     error = PayloadTooBig(10, 4)  # a 10-byte frame with 4 bytes of the limit left
     error.set_current_size(60)
     assert (error.size, error.current_size, error.max_size, error.message) == (10, 60, 64, None)
+
+
+def test_httptools_says_where_the_upgraded_stream_begins() -> None:
+    """``HttpParserUpgrade`` carries the offset of the first byte after the request head, which
+    ``servers/uvicorn.py`` hands to the WebSocket."""
+
+    class Callbacks:
+        pass
+
+    parser = httptools.HttpRequestParser(Callbacks())
+    head = b"GET /echo HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    with pytest.raises(httptools.HttpParserUpgrade) as upgrade:
+        parser.feed_data(head + b"first frame")
+    assert upgrade.value.args == (len(head),)
 
 
 def test_websockets_names_its_close_codes_and_opcodes() -> None:

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 from pytest_django import Settings
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.server import ServerState
+from websockets.frames import Opcode
 
 from servers import SHUTDOWN_REASON
 from tests.peer import echo_application, settle
-from tests.rawws import TEXT, frame
+from tests.rawws import CLOSE, TEXT, close_payload, frame
 from tests.timing import bound
 from tests.uvicorn_harness import (
     HTTP_PROTOCOLS,
@@ -156,9 +158,106 @@ async def test_invalid_utf8_is_the_clients_error(
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     if kind == "project":
         assert errors == []
-        assert "event=invalid_utf8 client=127.0.0.1:50000 position=0" in caplog.text
+        assert "event=protocol_error client=127.0.0.1:50000 code=1007" in caplog.text
     else:
         assert errors
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_message_before_a_protocol_error_is_echoed(kind: str, connections: Any) -> None:
+    """A message in the same read as a protocol error is echoed before the close, and TCP is
+    half-closed, not dropped; stock: the message is never handed to the application, and the
+    socket is closed at once."""
+    connection = connections(kind)
+    await connection.open()
+    received = await connection.send(connection.peer.text("first") + frame(TEXT, b"bad", rsv=4))
+    assert received.close is not None
+    assert received.close.code == 1002
+    if kind == "project":
+        assert received.messages() == ["first"]
+        assert [frame.opcode for frame in received.frames][-1] is Opcode.CLOSE
+        assert (connection.transport.eof_written, connection.transport.closed) == (True, False)
+    else:
+        assert received.messages() == []
+        assert connection.transport.closed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_bad_utf8_in_a_first_fragment_fails_at_once(kind: str, connections: Any) -> None:
+    """Invalid UTF-8 in the first fragment of a text message is answered with 1007 as it
+    arrives; stock: only when the message ends."""
+    connection = connections(kind)
+    await connection.open()
+    received = await connection.send(frame(TEXT, b"ok \xff", fin=False))
+    if kind == "project":
+        assert received.close is not None
+        assert received.close.code == 1007
+    else:
+        assert received.close is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_close_between_fragments_is_answered(kind: str, connections: Any) -> None:
+    """A close inside a fragmented message gets the client's code back; stock: 1002."""
+    connection = connections(kind)
+    await connection.open()
+    received = await connection.send(
+        frame(TEXT, b"half", fin=False) + frame(CLOSE, close_payload(4000, b"bye"))
+    )
+    assert received.close is not None
+    expected = (4000, "bye") if kind == "project" else (1002, "incomplete fragmented message")
+    assert (received.close.code, received.close.reason) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unreadable_handshake_is_answered(kind: str, connections: Any) -> None:
+    """A request head websockets cannot read (a header line over 8 KiB) gets its 431 and the
+    socket is closed; stock: nothing is written and the socket stays open."""
+    connection = connections(kind)
+    received = await connection.send(connection.peer.handshake(**{"X-Long": "a" * 9000}))
+    if kind == "project":
+        assert received.status == 431
+        assert connection.transport.closed
+    else:
+        assert received.status is None
+        assert not connection.transport.closed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unanswered_ping_drops_without_a_close(
+    kind: str, connections: Any, settings: Settings
+) -> None:
+    """A client that does not answer a ping is dropped without a close frame; stock: sent 1011,
+    which waits behind everything the client has not read."""
+    settings.ECHO_PING_INTERVAL, settings.ECHO_PING_TIMEOUT = 0.01, 0.01
+    connection = connections(kind)
+    connection.protocol.ping_interval = connection.protocol.ping_timeout = 0.01
+    await connection.open()
+    await asyncio.sleep(bound(0.2))
+    received = await connection.read()
+    if kind == "project":
+        assert received.close is None
+        assert connection.transport.aborted
+    else:
+        assert received.close is not None
+        assert received.close.code == 1011
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_send_after_the_client_left_is_dropped(kind: str, connections: Any) -> None:
+    """An echo on its way when the client goes is dropped, and the application then hears of
+    the end (1006) from websocket.disconnect, as under daphne; stock: send() raises
+    ClientDisconnected, so a consumer never reaches its disconnect handler."""
+    connection = connections(kind)
+    await connection.open()
+    connection.protocol.connection_lost(None)
+    message = {"type": "websocket.send", "text": "too late"}
+    if kind == "project":
+        await connection.protocol.send(message)
+        assert (await connection.protocol.receive())["code"] == 1006
+    else:
+        with pytest.raises(ClientDisconnected):
+            await connection.protocol.send(message)
 
 
 # Shutdown.

@@ -29,6 +29,7 @@ class RecordingTransport(asyncio.Transport):
         super().__init__()
         self.written = bytearray()
         self.closed = False
+        self.aborted = False
         self.eof_written = False
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -47,6 +48,12 @@ class RecordingTransport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
     def is_closing(self) -> bool:
         return self.closed
@@ -80,7 +87,8 @@ class Connection(InMemoryConnection):
         for task in self.state.tasks:
             task.cancel()
         await asyncio.gather(*self.state.tasks, return_exceptions=True)
-        self.protocol.connection_lost(None)
+        if not self.protocol.disconnected:
+            self.protocol.connection_lost(None)
 
 
 def loaded_config(application: Any) -> Config:

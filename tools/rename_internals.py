@@ -46,23 +46,29 @@ INTERNALS = {
         *("STATE_OPEN", "STATE_CONNECTING", "sendMessage", "connectionMade", "connectionLost"),
         *("onOpen", "onConnect", "onMessage", "ConnectionDeny", "_max_message_size_exceeded"),
         *("_fail_connection", "_protocol_violation", "_invalid_payload", "onCloseFrame"),
-        "failedByMe",
+        *("failedByMe", "onAutoPingTimeout"),
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
-        *("unregisterProducer", "abortConnection"),
+        *("unregisterProducer", "abortConnection", "rawDataReceived", "lineLengthExceeded"),
+        *("clearLineBuffer", "_respondToBadRequestAndDisconnect", "loseWriteConnection"),
     ],
     "uvicorn": [
         *("on_headers_complete", "timeout_keep_alive", "handle_connect"),
         *("send_receive_event_to_app", "handle_parser_exception", "handle_close", "shutdown"),
         *("stop_keepalive", "handshake_initiated", "handshake_complete", "close_sent"),
         *("initial_response", "frames", "curr_msg_data_type", "read_paused", "ping_interval"),
-        *("ping_timeout", "conn", "connection_made", "connection_lost"),
+        *("ping_timeout", "conn", "connection_made", "connection_lost", "data_received"),
+        *("_unset_keepalive_if_required", "_should_upgrade", "handle_websocket_upgrade"),
+        *("send_400_response", "handle_events", "handle_text", "handle_cont"),
+        *("keepalive_timeout", "on_task_complete", "eof_received", "close_timeout"),
+        *("close_timer", "writable", "disconnected", "pong_timer", "pending_ping_payload"),
     ],
     "websockets": [
         *("close_rcvd", "data_to_send", "send_close", "send_response", "reject"),
         *("NO_STATUS_RCVD", "GOING_AWAY", "INVALID_DATA", "NORMAL_CLOSURE"),
         *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
+        *("handshake_exc", "SecurityError", "fail", "receive_data", "close_sent"),
     ],
 }
 
