@@ -47,6 +47,7 @@ from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig, SecurityError
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from servers import (
@@ -58,11 +59,14 @@ from servers import (
     log_protocol_error,
     log_refused_handshake,
     peer_name,
+    plain_response,
 )
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSION = "13"
+# The largest request head read, as daphne's (Twisted's): uvicorn reads heads of any size.
+MAX_REQUEST_HEAD = 16 * 1024
 ABNORMAL_CLOSURE = 1006
 UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 # A client's close without a code is answered with this (RFC 6455 allows either).
@@ -71,48 +75,93 @@ NORMAL_CLOSE_FRAME = Frame(
 ).serialize(mask=False)
 
 
-class EchoHTTPProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for the first complete request head."""
+class RequestHeadTooLarge(Exception):
+    """A complete request head over MAX_REQUEST_HEAD."""
 
-    handshake_deadline: asyncio.TimerHandle | None = None
+
+class EchoHTTPProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline and a size limit for the request head."""
+
+    # The first request head must be complete by this; after a refusal, the client must have
+    # gone by it.
+    deadline: asyncio.TimerHandle | None = None
+    reading_head = True
+    head_size = 0
+    heads_read = 0
+    refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.timeout_keep_alive = settings.ECHO_HANDSHAKE_TIMEOUT
-        self.handshake_deadline = self.loop.call_later(
+        self.deadline = self.loop.call_later(
             settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
         )
 
     def data_received(self, data: bytes) -> None:
-        """uvicorn's, except that a malformed request is logged as the client's error (uvicorn
-        writes a WARNING), an unsupported ``Upgrade`` is left to the application (which answers
-        it as plain HTTP) without a WARNING, and bytes that follow a WebSocket handshake in the
-        same read reach the WebSocket (uvicorn drops them)."""
+        """uvicorn's, except that a malformed request, or a head over MAX_REQUEST_HEAD, is
+        refused and logged as the client's error (uvicorn writes a WARNING, and reads heads of
+        any size); an unsupported ``Upgrade`` is left to the application (which answers it as
+        plain HTTP) without a WARNING; and bytes that follow a WebSocket handshake in the same
+        read reach the WebSocket (uvicorn drops them)."""
+        if self.refused:
+            return  # read and dropped until the client closes, or the deadline passes
         self._unset_keepalive_if_required()
+        heads_before = self.heads_read
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            log_http_refused(self.client, HTTPStatus.BAD_REQUEST)
-            self.send_400_response("Invalid HTTP request received.")
+        except httptools.HttpParserError as error:
+            if isinstance(error.__context__, RequestHeadTooLarge):
+                self.refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+            else:
+                self.refuse(HTTPStatus.BAD_REQUEST)
+            return
         except httptools.HttpParserUpgrade as upgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 (offset,) = upgrade.args
                 if offset < len(data):
                     self.transport.get_protocol().data_received(data[offset:])
+            return
+        if self.reading_head and self.heads_read == heads_before:
+            # All of this read is part of a request head that is still not complete.
+            self.head_size += len(data)
+            if self.head_size > MAX_REQUEST_HEAD:
+                self.refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
 
     def on_headers_complete(self) -> None:
         # A whole request head arrived in time: from here on the request, or the WebSocket,
         # governs the connection.
         self.cancel_deadline()
+        self.heads_read += 1
+        self.reading_head, self.head_size = False, 0
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > MAX_REQUEST_HEAD:
+            raise RequestHeadTooLarge(size)  # httptools raises it on, as a parser error
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.reading_head = True
+
+    def refuse(self, status: HTTPStatus) -> None:
+        """Answers ``status`` and ends the server's side of TCP, reading on, so that the answer
+        is not lost to a reset while the client is still sending its request."""
+        self.refused = True
+        log_http_refused(self.client, status)
+        self.cancel_deadline()
+        self.transport.write(plain_response(status))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.deadline = self.loop.call_later(CLOSE_TIMEOUT, self.transport.abort)
+        else:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.cancel_deadline()
         super().connection_lost(exc)
 
     def handshake_expired(self) -> None:
-        self.handshake_deadline = None
+        self.deadline = None
         logger.info(
             "event=handshake_timeout client=%s timeout=%s",
             peer_name(self.client),
@@ -121,9 +170,9 @@ class EchoHTTPProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def cancel_deadline(self) -> None:
-        if self.handshake_deadline is not None:
-            self.handshake_deadline.cancel()
-            self.handshake_deadline = None
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
 
 
 class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -382,7 +431,6 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.close_sent or self.transport.is_closing():
             return
         log_ping_timeout(self.client, self.ping_timeout)
-        self.close_sent = True
         self.transport.abort()
 
     def on_task_complete(self, task: asyncio.Task[None]) -> None:
@@ -407,7 +455,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 # An answer to a message from before the error: it goes out ahead of the close.
                 self.transport.write(self.data_frame(message))
                 return
-            if self.close_sent or self.failed or self.disconnected:
+            if self.disconnected or self.conn.state is not State.OPEN:
                 # The close has begun, or the client is gone: nothing may follow a close frame,
                 # and the application hears of the end from its websocket.disconnect, as under
                 # daphne, rather than from an exception (uvicorn's ClientDisconnected).

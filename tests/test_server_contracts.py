@@ -249,9 +249,9 @@ METHODS = [
     ),
     (
         HttpToolsProtocol,
-        "send_400_response",
+        "on_message_complete",
         "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
-        ["self", "msg"],
+        ["self"],
     ),
     (
         HttpToolsProtocol,

@@ -305,3 +305,44 @@ async def test_shutdown_before_the_application_answers(kind: str, connections: A
         assert response.count(b"HTTP/1.1") == 1
     else:
         assert response.startswith(b"HTTP/1.1 500 ")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_request_head_size_is_bounded(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A request head that grows past 16 KiB is refused with 431 and logged as the client's
+    doing, while the server reads on; stock: uvicorn keeps reading a head of any size."""
+    protocol = HTTP_PROTOCOLS[kind](loaded_config(echo_application), ServerState(), {})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    with caplog.at_level(logging.INFO, logger="servers"):
+        protocol.data_received(b"GET / HTTP/1.1\r\nX-Long: ")
+        for _ in range(20):
+            protocol.data_received(b"a" * 1024)
+    if kind == "project":
+        assert bytes(transport.written).startswith(b"HTTP/1.1 431 ")
+        assert (transport.eof_written, transport.closed) == (True, False)
+        assert "event=http_refused client=127.0.0.1:50000 status=431" in caplog.text
+    else:
+        assert transport.written == b""
+    protocol.connection_lost(None)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_malformed_request_is_the_clients_error(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request httptools cannot parse gets 400 and an INFO line naming the client; stock: a
+    WARNING that says nothing of who sent it."""
+    protocol = HTTP_PROTOCOLS[kind](loaded_config(echo_application), ServerState(), {})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    with caplog.at_level(logging.INFO):
+        protocol.data_received(b"\x16\x03\x01 not HTTP\r\n\r\n")
+    assert bytes(transport.written).startswith(b"HTTP/1.1 400 ")
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    if kind == "project":
+        assert warnings == []
+        assert "event=http_refused client=127.0.0.1:50000 status=400" in caplog.text
+    else:
+        assert warnings
+    protocol.connection_lost(None)

@@ -1,0 +1,186 @@
+"""The log misses nothing: a line for every event the README lists, each time, under every server.
+
+Each test ends a connection one way (or sends one kind of bad request) from a raw client whose
+local port names it in the log, then looks for that client's lines.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from tests.conftest import ServerFactory
+from tests.live import HOST, LiveServer
+from tests.rawws import BINARY, CLOSE, TEXT, RawClient, close_payload, frame
+from tests.timing import bound
+
+pytestmark = pytest.mark.live
+
+# Log lines are looked for every 0.1 s, for this long at most.
+LOG_WAIT = 10.0
+
+
+def name_of(client: RawClient) -> str:
+    """The client as the log names it."""
+    return f"{HOST}:{client.sock.getsockname()[1]}"
+
+
+def client_lines(server: LiveServer, client: RawClient | str, event: str) -> list[str]:
+    """The log lines of ``event`` for ``client``, once there is at least one."""
+    name = client if isinstance(client, str) else name_of(client)
+    pattern = re.compile(rf"event={event} client={re.escape(name)}( |$)")
+    deadline = time.monotonic() + bound(LOG_WAIT)
+    while time.monotonic() < deadline:
+        lines = [line for line in server.log().splitlines() if pattern.search(line)]
+        if lines:
+            return lines
+        time.sleep(0.1)
+    raise AssertionError(f"no event={event} for {name} in the log:\n{server.log()}")
+
+
+def closed_code(server: LiveServer, client: RawClient | str) -> int:
+    (line,) = client_lines(server, client, "closed")
+    match = re.search(r" code=(\d+) ", line)
+    assert match is not None, line
+    return int(match.group(1))
+
+
+def assert_no_warnings_about(server: LiveServer, client: RawClient) -> None:
+    """Nothing the client did is logged above INFO, nor as an unstructured line."""
+    port = str(client.sock.getsockname()[1])
+    for line in server.log().splitlines():
+        if port in line:
+            assert " WARNING " not in line, line
+            assert " ERROR " not in line, line
+
+
+# How accepted connections end: each writes one event=closed with its code.
+
+
+def test_client_close_is_logged(echo_server: LiveServer) -> None:
+    with RawClient.open(HOST, echo_server.port) as client:
+        client.send(frame(TEXT, b"hello") + frame(CLOSE, close_payload(4000)))
+        client.expect_close(reply=False)
+        assert closed_code(echo_server, client) == 4000
+
+
+def test_client_reset_is_logged(echo_server: LiveServer) -> None:
+    client = RawClient.open(HOST, echo_server.port)
+    client.send(frame(TEXT, b"hello"))
+    client.recv_message()
+    name = name_of(client)
+    client.reset()
+    assert closed_code(echo_server, name) == 1006
+
+
+@pytest.mark.parametrize(
+    ("wire", "code"),
+    [(frame(TEXT, b"bad", rsv=4), 1002), (frame(TEXT, b"\xff"), 1007)],
+    ids=["protocol-error", "invalid-utf8"],
+)
+def test_failed_connection_is_logged(echo_server: LiveServer, wire: bytes, code: int) -> None:
+    with RawClient.open(HOST, echo_server.port) as client:
+        client.send(wire)
+        client.expect_close()
+        (failure,) = client_lines(echo_server, client, "protocol_error")
+        assert f" code={code} " in failure
+        assert closed_code(echo_server, client) == code
+        assert_no_warnings_about(echo_server, client)
+
+
+def test_too_big_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
+    server = live_servers(server_kind, ECHO_MAX_MESSAGE_SIZE="1000")
+    with RawClient.open(HOST, server.port) as client:
+        client.send(frame(BINARY, bytes(1001)))
+        assert client.expect_close().close_code == 1009
+        (too_big,) = client_lines(server, client, "too_big")
+        assert "size=1001 limit=1000" in too_big
+        assert closed_code(server, client) == 1009
+
+
+def test_idle_timeout_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
+    server = live_servers(server_kind, ECHO_IDLE_TIMEOUT="0.5")
+    with RawClient.open(HOST, server.port) as client:
+        assert client.expect_close().close_code == 1000
+        client_lines(server, client, "idle_timeout")
+        assert closed_code(server, client) == 1000
+
+
+def test_ping_timeout_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
+    server = live_servers(server_kind, ECHO_PING_INTERVAL="0.5", ECHO_PING_TIMEOUT="0.5")
+    with RawClient.open(HOST, server.port) as client:
+        client.read_until_eof()
+        client_lines(server, client, "ping_timeout")
+        assert closed_code(server, client) == 1006
+
+
+def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
+    """A client that sends without ever reading is dropped by keepalive, and logged."""
+    server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")
+    client = RawClient.open(HOST, server.port)
+    client.sock.settimeout(bound(2))
+    stop = threading.Event()
+
+    def flood() -> None:
+        message = frame(BINARY, bytes(64 * 1024))
+        for _ in range(2000):
+            if stop.is_set():
+                return
+            try:
+                client.send(message)
+            except OSError:
+                return
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    try:
+        client_lines(server, client, "closed")
+    finally:
+        stop.set()
+        sender.join(timeout=bound(10))
+        client.close()
+
+
+# Refusals at the HTTP level: one INFO line naming the client and the reason.
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"\x16\x03\x01\x00\xa5garbage that is not HTTP\r\n\r\n", 400),
+        (b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 100_000 + b"\r\n\r\n", 431),
+    ],
+    ids=["garbage", "header-line-over-16-KiB"],
+)
+def test_malformed_request_is_an_info_line(
+    echo_server: LiveServer, request_bytes: bytes, status: int
+) -> None:
+    with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
+        client.send(request_bytes)
+        assert client.read_response().status == status
+        (refused,) = client_lines(echo_server, client, "http_refused")
+        assert f" status={status} " in refused
+        assert_no_warnings_about(echo_server, client)
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"headers": {"Sec-WebSocket-Key": ""}}, "invalid_handshake"),
+        ({"headers": {"Sec-WebSocket-Version": "8"}}, "invalid_handshake"),
+        ({"path": "/no/such/socket"}, "unknown_path"),
+        ({"subprotocol": None}, "subprotocol_missing"),
+    ],
+    ids=["no-key", "version-8", "unknown-path", "no-subprotocol"],
+)
+def test_refused_handshake_is_an_info_line(
+    echo_server: LiveServer, options: dict[str, object], reason: str
+) -> None:
+    with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
+        assert client.handshake(**options).status in (400, 403, 426)
+        (refused,) = client_lines(echo_server, client, "refused")
+        assert f" reason={reason}" in refused
+        assert_no_warnings_about(echo_server, client)
