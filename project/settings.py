@@ -79,10 +79,11 @@ LOG_LEVEL = env_choice(
 )
 
 INSTALLED_APPS = [
-    # daphne first, so that `manage.py runserver` is its ASGI server rather than Django's WSGI one.
-    "daphne",
-    # The project's adjustments to daphne, applied once settings are loaded (servers/apps.py).
+    # The project's adjustments to daphne, applied once settings are loaded (servers/apps.py);
+    # first, so that `manage.py runserver` is its command, daphne's ASGI server adjusted.
     "servers",
+    # daphne before staticfiles, whose runserver is Django's WSGI one.
+    "daphne",
     "django.contrib.staticfiles",
     "echo",
 ]

@@ -2,8 +2,8 @@
 
 ``ready()`` is Django's place for start-up work: it runs in every process that sets Django up,
 after the settings the adjustments read are loaded and before ``manage.py runserver`` or the
-``daphne`` command builds its server. The ``daphne`` app, listed before this one, has already
-installed Twisted's reactor by then.
+``daphne`` command builds its server. Importing ``servers.daphne`` imports daphne's server first,
+which installs the asyncio Twisted reactor daphne needs.
 """
 
 from django.apps import AppConfig

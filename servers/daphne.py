@@ -55,7 +55,6 @@ import daphne.server
 from autobahn.util import encode_truncate
 from autobahn.websocket.types import ConnectionDeny
 from daphne.http_protocol import HTTPFactory
-from daphne.management.commands.runserver import Command as RunserverCommand
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
@@ -513,5 +512,4 @@ def install() -> None:
     WebSocketFactory.protocol = EchoWebSocketProtocol
     daphne.server.HTTPFactory = EchoHTTPFactory
     daphne.cli.CommandLineInterface.server_class = EchoServer
-    RunserverCommand.server_cls = EchoServer
     reactor.addSystemEventTrigger("before", "shutdown", close_websockets_for_shutdown)

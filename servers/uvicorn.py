@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -42,6 +43,7 @@ import httptools
 from django.conf import settings
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig, SecurityError
@@ -450,16 +452,19 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         kind = message["type"]
         if kind == "websocket.send":
-            await self.writable.wait()
             if self.held_writes is not None:
                 # An answer to a message from before the error: it goes out ahead of the close.
                 self.transport.write(self.data_frame(message))
                 return
             if self.disconnected or self.conn.state is not State.OPEN:
-                # The close has begun, or the client is gone: nothing may follow a close frame,
-                # and the application hears of the end from its websocket.disconnect, as under
-                # daphne, rather than from an exception (uvicorn's ClientDisconnected).
+                # The close has begun, or the client is gone: nothing may follow a close
+                # frame, and the application hears of the end from websocket.disconnect, as
+                # under daphne, rather than from uvicorn's ClientDisconnected.
                 return
+            # The client may go while the send waits for it to read (a slow reader).
+            with contextlib.suppress(ClientDisconnected):
+                await super().send(message)
+            return
         if kind == "websocket.close" and self.failed:
             return
         await super().send(message)

@@ -19,9 +19,9 @@ import pytest
 from autobahn.websocket.types import ConnectionRequest
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
-from daphne.management.commands.runserver import Command as RunserverCommand
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from django.core.management import get_commands, load_command_class
 from pytest_django import Settings
 from twisted.internet.task import Clock
 from websockets.frames import Opcode
@@ -66,7 +66,8 @@ def test_installed_for_every_daphne_server() -> None:
     assert WebSocketFactory.protocol is EchoWebSocketProtocol
     assert daphne_server.HTTPFactory is EchoHTTPFactory
     assert CommandLineInterface.server_class is EchoServer
-    assert RunserverCommand.server_cls is EchoServer
+    assert get_commands()["runserver"] == "servers"
+    assert load_command_class("servers", "runserver").server_cls is EchoServer
 
 
 # Limits from the project's settings.

@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import re
+import signal
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,8 +15,17 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from servers import SHUTDOWN_REASON, launcher
 from tests.conftest import ServerFactory
-from tests.live import PROJECT_DIR, LiveServer, connect_echo, start_server, wait_for_log
+from tests.live import (
+    HOST,
+    PROJECT_DIR,
+    LiveServer,
+    connect_echo,
+    server_environment,
+    start_server,
+    wait_for_log,
+)
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
@@ -22,7 +33,6 @@ pytestmark = pytest.mark.live
 MIB = 1024 * 1024
 # Above daphne's own 1 MiB default, so passing proves the project's setting is what applies.
 RAISED_LIMIT = 3 * MIB // 2
-SHUTDOWN_REASON = "server shutting down"
 
 
 async def handshake_status(url: str, **options: object) -> int:
@@ -271,6 +281,40 @@ async def test_shutdown_closes_with_1001(
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
         server.wait()
         # The consumer heard its connection end, and logged it.
+        assert re.search(r"event=closed client=\S+ code=1001 ", server.log()), server.log()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+async def test_runserver_with_the_autoreloader_closes_with_1001(
+    stop: str, tmp_path_factory: pytest.TempPathFactory, static_root: Path
+) -> None:
+    """``manage.py runserver`` as a developer runs it, with the autoreloader (a parent process
+    restarting a child), closes open WebSockets with 1001 on SIGTERM and on Ctrl-C too."""
+    log_dir = tmp_path_factory.mktemp("runserver-reloader-logs")
+    process = launcher.start(
+        [sys.executable, "manage.py", "runserver", f"{HOST}:0"],
+        environment=server_environment("runserver", {"DJANGO_STATIC_ROOT": str(static_root)}),
+        log_path=log_dir / "runserver.log",
+        timeout=bound(30),
+    )
+    server = LiveServer("runserver", process)
+    try:
+        async with connect_echo(f"{server.ws_url}/echo") as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            if stop == "sigterm":
+                server.terminate()
+            else:
+                # A terminal's Ctrl-C: SIGINT to every process of the foreground group.
+                for each in process.processes():
+                    each.send_signal(signal.SIGINT)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=bound(10))
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
+        assert server.wait() == 0
         assert re.search(r"event=closed client=\S+ code=1001 ", server.log()), server.log()
     finally:
         server.stop()

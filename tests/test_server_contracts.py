@@ -24,6 +24,8 @@ from daphne.http_protocol import HTTPFactory
 from daphne.management.commands.runserver import Command as RunserverCommand
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from django.core.management.commands.runserver import Command as DjangoRunserver
+from django.utils import autoreload
 from twisted.internet import tcp
 from twisted.internet.testing import StringTransport
 from twisted.web import http
@@ -462,11 +464,28 @@ def test_daphne_builds_its_factories_when_it_runs() -> None:
 
 def test_daphne_commands_build_their_server_from_a_class_attribute() -> None:
     """The ``daphne`` command and ``runserver`` build their server from ``server_class`` and
-    ``server_cls``, which ``install()`` points at ``EchoServer``."""
+    ``server_cls``: ``install()`` points the first at ``EchoServer``, and the project's
+    runserver command sets the second."""
     assert "server_class" in vars(CommandLineInterface)
     assert "self.server_class(" in inspect.getsource(CommandLineInterface.run)
     assert "server_cls" in vars(RunserverCommand)
     assert "self.server_cls(" in inspect.getsource(RunserverCommand.inner_run)
+
+
+def test_django_reloader_serves_from_a_named_thread() -> None:
+    """``servers.reloader`` replaces Django's ``run_with_reloader`` and finds the thread it
+    serves from by the name ``start_django`` gives it."""
+    assert "run_with_reloader(self.inner_run, **options)" in inspect.getsource(DjangoRunserver.run)
+    assert 'name="django-main-thread"' in inspect.getsource(autoreload.start_django)
+    assert autoreload.DJANGO_AUTORELOAD_ENV == "RUN_MAIN"
+    assert list(inspect.signature(autoreload.start_django).parameters) == [
+        "reloader",
+        "main_func",
+        "args",
+        "kwargs",
+    ]
+    assert callable(autoreload.get_child_arguments)
+    assert callable(autoreload.get_reloader)
 
 
 def test_autobahn_truncates_close_reasons() -> None:

@@ -1,0 +1,77 @@
+"""``manage.py runserver``'s autoreloader, stopping the server gracefully on SIGTERM and Ctrl-C.
+
+With the autoreloader on (the default), runserver is two processes: a parent that restarts a
+child whenever the code changes, and the child, which serves from a thread while its main
+thread watches files. Django's reloader ends both with ``sys.exit()`` on SIGTERM: the parent
+kills the child, and the child's serving thread dies with the process, so every WebSocket is
+dropped without a close frame. Here the parent passes SIGTERM (or Ctrl-C) on to the child and
+waits for it, and the child stops daphne's reactor, which closes open WebSockets with 1001 as
+it does without the reloader (``servers.daphne``), before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from django.utils import autoreload
+from twisted.internet import reactor
+
+from servers.daphne import SHUTDOWN_GRACE
+
+# The thread Django's reloader serves from, in the child.
+SERVING_THREAD = "django-main-thread"
+# The child's exit status that asks the parent to start it again (a file changed).
+RESTART = 3
+
+
+def run_with_reloader(serve: Callable[..., None], **options: Any) -> None:
+    """Django's ``autoreload.run_with_reloader``, with graceful stops."""
+    if os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true":
+        serve_and_watch(serve, **options)
+    else:
+        sys.exit(supervise())
+
+
+def supervise() -> int:
+    """The parent: runs the child until it exits other than to restart."""
+    environment = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
+    running: list[subprocess.Popen[bytes]] = []
+
+    def stop_child(signum: int, frame: FrameType | None) -> None:
+        for child in running:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_child)
+    signal.signal(signal.SIGINT, stop_child)
+    while True:
+        child = subprocess.Popen(autoreload.get_child_arguments(), env=environment)  # noqa: S603
+        running[:] = [child]
+        status = child.wait()
+        if status != RESTART:
+            return status
+
+
+def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
+    """The child: serves from a thread and watches files, until a file changes or a signal."""
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+        for thread in threading.enumerate():
+            if thread.name == SERVING_THREAD:
+                thread.join(timeout=SHUTDOWN_GRACE + 1)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    autoreload.start_django(autoreload.get_reloader(), serve, **options)
