@@ -14,8 +14,13 @@ WebSocket clients are right, cannot live with:
   the code instead, it answers a close without one with an empty close), accepts the obsolete
   protocol versions 8 and 0, and refuses an unsupported version with 400 instead of RFC 6455's
   426.
+* autobahn sends the close frame of a failed connection the moment it meets the error, so
+  valid messages that arrived in the same read are never echoed.
 * A message over the size limit is refused with 1009 before the application sees it, and
-  nothing logs it.
+  nothing logs it; nor a protocol error, a refused handshake or a client dropped by keepalive.
+* Twisted drops a request with a line over 16 KiB without an answer, answers its other bad
+  requests without a log line, and keeps whatever followed a WebSocket handshake in the same
+  read for a next request that never comes: a client's first message is lost.
 * The ``daphne`` command takes its message-size limit and keepalive timing from its own command
   line only, so the project's settings would not apply under ``daphne project.asgi:application``;
   and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.

@@ -17,9 +17,19 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
 * An unsupported ``Sec-WebSocket-Version`` gets 400 instead of RFC 6455's 426 with the version
   the server speaks.
 * Text that is not UTF-8 (a client's error, answered with 1007) is logged at ERROR with a
-  traceback, so any client can fill the error log; a message over the size limit is not logged
-  at all.
-* A client's close without a code is answered with an empty close rather than 1000.
+  traceback, so any client can fill the error log; a message over the size limit, or a failed
+  connection, is not logged at all.
+* A client's close without a code is answered with an empty close rather than 1000, and a
+  close between the fragments of a message with 1002 rather than the client's code.
+* Invalid UTF-8 in the first fragment of a text message is noticed only when the message ends.
+* Valid messages that arrive in the same read as a protocol error are never handed to the
+  application, and TCP is closed the moment the close frame is written.
+* A request head that websockets cannot read (a header line over 8 KiB) gets no answer and the
+  socket stays open; plain HTTP heads are read whatever their size; a malformed request is an
+  anonymous WARNING; and a first message sent with the handshake, in the same read, is lost.
+* A client that stops answering pings is sent 1011, queued behind all it has not read.
+* An echo on its way when the client leaves raises ``ClientDisconnected`` in the application,
+  so a consumer never reaches ``disconnect()``.
 * On shutdown open WebSockets get 1012 (service restart), and a handshake the application has
   not answered yet gets 500; the project says 1001 (going away) with a reason, and 503, under
   every server.
