@@ -69,6 +69,9 @@ ECHO_PING_INTERVAL = env_seconds("ECHO_PING_INTERVAL", default=20.0)
 # ...and drop it when the pong has not come back within this many seconds.
 ECHO_PING_TIMEOUT = env_seconds("ECHO_PING_TIMEOUT", default=20.0)
 
+# permessage-deflate (RFC 7692), negotiated with clients that offer it; off negotiates nothing.
+ECHO_COMPRESSION = env_bool("ECHO_COMPRESSION", default=True)
+
 # /metrics, in Prometheus' text format: on unless switched off, and only for these addresses
 # (the peer, or the client a trusted proxy names); anyone else gets 403.
 ECHO_METRICS = env_bool("ECHO_METRICS", default=True)

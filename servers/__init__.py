@@ -27,6 +27,12 @@ CLOSE_TIMEOUT = 5.0
 FAILURE_GRACE = 1.0
 
 
+# permessage-deflate (RFC 7692) for a server holding many connections, as the websockets
+# library chooses: a 12-bit window (4 KiB, against zlib's 32) in each direction the server may
+# choose, and zlib memory level 5 (against 8).
+COMPRESSION_WINDOW_BITS = 12
+COMPRESSION_MEMORY_LEVEL = 5
+
 Client = tuple[str, int] | list[object] | None
 
 

@@ -57,7 +57,14 @@ from typing import Any
 
 import daphne.cli
 import daphne.server
+from autobahn.exception import PayloadExceededError
 from autobahn.util import encode_truncate
+from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
+from autobahn.websocket.compress_deflate import (
+    PerMessageDeflate,
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+)
 from autobahn.websocket.types import ConnectionDeny
 from daphne.http_protocol import HTTPFactory
 from daphne.server import Server
@@ -69,6 +76,8 @@ from twisted.web import http
 
 from servers import (
     CLOSE_TIMEOUT,
+    COMPRESSION_MEMORY_LEVEL,
+    COMPRESSION_WINDOW_BITS,
     FAILURE_GRACE,
     SHUTDOWN_REASON,
     Client,
@@ -97,6 +106,31 @@ SHUTDOWN_GRACE = 5.0
 open_websockets: set[EchoWebSocketProtocol] = set()
 
 
+class BoundedPerMessageDeflate(PerMessageDeflate):
+    """autobahn's permessage-deflate, refusing every message that inflates past the limit.
+
+    autobahn caps each inflate call at what the limit leaves and calls input that zlib did not
+    read "over the limit"; but zlib can read all of the input and still hold back output, which
+    autobahn then drops: a message a byte or two over the limit reached the application cut
+    short instead of ending with 1009. Output still waiting in zlib means the same as input
+    left over.
+    """
+
+    def decompress_message_data(self, data: bytes, max_output_len: int | None = None) -> bytes:
+        output: bytes = super().decompress_message_data(data, max_output_len)
+        if self._decompressor.decompress(b"", 1):
+            raise PayloadExceededError("WebSocket message exceeds decompression limit")
+        return output
+
+
+def readable_offer(params: dict[str, list[str | bool]]) -> bool:
+    try:
+        PerMessageDeflateOffer.parse(params)
+    except Exception:  # autobahn raises Exception itself for every flaw
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class OpenedRequest:
     """What is left of a handshake request once the connection is open."""
@@ -113,6 +147,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     flush_deadline: IDelayedCall | None = None
     # A failure (code and reason) whose close frame waits for the application; see
     # _fail_connection.
+    # The permessage-deflate offer accepted in the handshake, until the connection opens.
+    compression: PerMessageDeflateOfferAccept | None = None
     held_failure: tuple[int, str] | None = None
     held_failure_deadline: IDelayedCall | None = None
     closed_by_client_while_held = False
@@ -138,6 +174,51 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.transport.bufferSize = WRITE_HIGH_WATER
         self.transport.registerProducer(self, True)
 
+    def _parseExtensionsHeader(
+        self, header: str, removeQuotes: bool = True
+    ) -> list[tuple[str, dict[str, list[str | bool]]]]:
+        """autobahn's, keeping of the compression offers only the permessage-deflate ones it can
+        read: autobahn fails the handshake over one it cannot, where RFC 7692 (section 5) has
+        the server decline it and go on, and it would negotiate bzip2 or snappy, which no
+        browser speaks."""
+        extensions = super()._parseExtensionsHeader(header, removeQuotes)
+        return [
+            (name, params)
+            for name, params in extensions
+            if name not in PERMESSAGE_COMPRESSION_EXTENSION
+            or (name == PerMessageDeflateOffer.EXTENSION_NAME and readable_offer(params))
+        ]
+
+    def perMessageCompressionAccept(
+        self, offers: list[PerMessageDeflateOffer]
+    ) -> PerMessageDeflateOfferAccept | None:
+        """autobahn's hook for the client's permessage-deflate offers: the first is accepted,
+        within what it allows, with the project's window and memory level (ECHO_COMPRESSION)."""
+        if not settings.ECHO_COMPRESSION:
+            return None
+        offer = offers[0]
+        # autobahn keeps whether the client lets the server choose its window, not the largest
+        # value it allows: that is read from the offer itself.
+        params = next(
+            params
+            for name, params in self.websocket_extensions
+            if name == PerMessageDeflateOffer.EXTENSION_NAME
+        )
+        client_limit = params.get("client_max_window_bits", [True])[0]
+        client_window = 0
+        if offer.accept_max_window_bits:
+            client_window = COMPRESSION_WINDOW_BITS
+            if client_limit is not True:
+                client_window = min(client_window, int(client_limit))
+        self.compression = PerMessageDeflateOfferAccept(
+            offer,
+            request_max_window_bits=client_window,
+            window_bits=min(COMPRESSION_WINDOW_BITS, offer.request_max_window_bits or 15),
+            mem_level=COMPRESSION_MEMORY_LEVEL,
+            max_message_size=settings.ECHO_MAX_MESSAGE_SIZE,
+        )
+        return self.compression
+
     def onConnect(self, request: Any) -> Any:
         if EchoWebSocketProtocol.draining:
             raise ConnectionDeny(503, SHUTDOWN_REASON)
@@ -145,6 +226,14 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def onOpen(self) -> None:
         open_websockets.add(self)
+        if self.compression is not None:
+            # What autobahn built from the accepted offer, with the bound made exact; no
+            # message has been read with it yet.
+            self._perMessageCompress = BoundedPerMessageDeflate.create_from_offer_accept(
+                True, self.compression
+            )
+            self.websocket_extensions_in_use = [self._perMessageCompress]
+            self.compression = None
         # autobahn keeps the handshake it parsed and the one it sent for the connection's whole
         # life, though nothing reads them after this; idle connections each carry them.
         self.http_request_data = self.http_response_data = None
@@ -245,6 +334,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         if self.closed_by_client_while_held:
             self.dropConnection()
         self.update_reading()
+
+    def __repr__(self) -> str:
+        # daphne's reads attributes set only once the handshake is read; autobahn formats the
+        # connection (as the owner of perMessageCompressionAccept) before that.
+        return f"<EchoWebSocketProtocol client={peer_name(self.client())}>"
 
     def client(self) -> Client:
         """The client's address: daphne's, once it has read the handshake, else the socket's."""

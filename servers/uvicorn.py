@@ -11,9 +11,9 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
 
 * A TCP connection that sends nothing, or trickles its request a byte at a time, is kept open
   for as long as the client likes: uvicorn's keep-alive timeout starts only after a response.
-* The project's limits (``ECHO_MAX_MESSAGE_SIZE``, ``ECHO_PING_INTERVAL``,
-  ``ECHO_PING_TIMEOUT``) would have to be repeated as command-line flags, and permessage-deflate
-  would be negotiated, which daphne does not do.
+* The project's limits and compression settings (``ECHO_MAX_MESSAGE_SIZE``,
+  ``ECHO_PING_INTERVAL``, ``ECHO_PING_TIMEOUT``, ``ECHO_COMPRESSION``) would have to be repeated
+  as command-line flags.
 * An unsupported ``Sec-WebSocket-Version`` gets 400 instead of RFC 6455's 426 with the version
   the server speaks.
 * Text that is not UTF-8 (a client's error, answered with 1007) is logged at ERROR with a
@@ -57,6 +57,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig, SecurityError
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -64,6 +65,8 @@ from websockets.server import ServerProtocol
 
 from servers import (
     CLOSE_TIMEOUT,
+    COMPRESSION_MEMORY_LEVEL,
+    COMPRESSION_WINDOW_BITS,
     FAILURE_GRACE,
     SHUTDOWN_REASON,
     log_http_refused,
@@ -207,9 +210,20 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        # Rebuilt with the project's size limit and without permessage-deflate.
+        # Rebuilt with the project's size limit and compression settings.
+        extensions = []
+        if settings.ECHO_COMPRESSION:
+            extensions.append(
+                ServerPerMessageDeflateFactory(
+                    server_max_window_bits=COMPRESSION_WINDOW_BITS,
+                    client_max_window_bits=COMPRESSION_WINDOW_BITS,
+                    compress_settings={"memLevel": COMPRESSION_MEMORY_LEVEL},
+                )
+            )
         self.conn = ServerProtocol(
-            max_size=settings.ECHO_MAX_MESSAGE_SIZE, logger=self.conn.logger
+            extensions=extensions,
+            max_size=settings.ECHO_MAX_MESSAGE_SIZE,
+            logger=self.conn.logger,
         )
         self.ping_interval = settings.ECHO_PING_INTERVAL
         self.ping_timeout = settings.ECHO_PING_TIMEOUT

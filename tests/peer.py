@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.typing import Subprotocol
@@ -48,9 +49,11 @@ class Received:
 class Peer:
     """One client connection's worth of bytes in each direction."""
 
-    def __init__(self, path: str = "/echo") -> None:
+    def __init__(self, path: str = "/echo", *, compression: bool = False) -> None:
+        """``compression``: offer permessage-deflate, as websockets' client does by default."""
         self.protocol = ClientProtocol(
             parse_uri(f"ws://127.0.0.1{path}"),
+            extensions=[ClientPerMessageDeflateFactory()] if compression else None,
             subprotocols=[Subprotocol("echo")],
             max_size=None,
         )
@@ -70,6 +73,10 @@ class Peer:
 
     def text(self, text: str) -> bytes:
         self.protocol.send_text(text.encode())
+        return b"".join(self.protocol.data_to_send())
+
+    def binary(self, data: bytes) -> bytes:
+        self.protocol.send_binary(data)
         return b"".join(self.protocol.data_to_send())
 
     def close(self, code: int | None = None, reason: str = "") -> bytes:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from autobahn.websocket.compress_deflate import PerMessageDeflate
 from autobahn.websocket.types import ConnectionRequest
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
@@ -30,7 +31,8 @@ from servers import SHUTDOWN_REASON
 from servers import daphne as adjustments
 from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
 from tests.daphne_harness import DaphneServer, deaf_application
-from tests.peer import echo_application
+from tests.deflate import ClientDeflate
+from tests.peer import Peer, echo_application
 from tests.rawws import TEXT, frame
 
 KINDS = ["project", "stock"]
@@ -520,3 +522,50 @@ async def test_message_sent_with_the_handshake_is_echoed(kind: str, daphne_serve
     received = await connection.send(connection.peer.handshake() + frame(TEXT, b"eager"))
     assert received.status == 101
     assert received.messages() == (["eager"] if kind == "project" else [])
+
+
+# permessage-deflate.
+
+OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_compression_is_negotiated(kind: str, daphne_servers: Any) -> None:
+    """An offer of permessage-deflate is accepted, with a 12-bit client window; stock: daphne
+    never switches autobahn's compression on."""
+    connection = daphne_servers(kind).connect()
+    received = await connection.send(connection.peer.handshake(**OFFER))
+    assert received.status == 101
+    assert received.response is not None
+    answer = received.response.headers.get("Sec-WebSocket-Extensions")
+    expected = "permessage-deflate; client_max_window_bits=12" if kind == "project" else None
+    assert answer == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unreadable_offer_is_declined(kind: str, daphne_servers: Any) -> None:
+    """An offer autobahn cannot read is declined and the handshake goes on (RFC 7692 section
+    5); stock: autobahn fails the handshake with 400."""
+    connection = daphne_servers(kind).connect()
+    offer = {"Sec-WebSocket-Extensions": "permessage-deflate; unknown_parameter"}
+    received = await connection.send(connection.peer.handshake(**offer))
+    assert received.status == (101 if kind == "project" else 400)
+
+
+async def test_message_just_over_the_limit_is_refused(
+    daphne_servers: Any, settings: Settings
+) -> None:
+    """A message that inflates to one byte over the limit ends with 1009; autobahn's own
+    ``PerMessageDeflate`` hands it on a byte short."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    connection = daphne_servers("project").connect()
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    received = await connection.send(connection.peer.binary(b"x" * 65537))
+    assert received.messages() == []
+    assert received.close is not None
+    assert received.close.code == 1009
+    stock = PerMessageDeflate(True, False, False, 15, 15, 5, 65536)
+    stock.start_decompress_message()
+    compressed = ClientDeflate().compress(b"x" * 65537)
+    assert len(stock.decompress_message_data(compressed, 65536)) == 65536

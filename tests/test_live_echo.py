@@ -253,14 +253,6 @@ async def test_logs_connection_lifecycle(live_servers: ServerFactory, server_kin
     assert "z" * 100 not in log, "a whole payload reached the log"
 
 
-async def test_compression_is_not_negotiated(echo_server: LiveServer) -> None:
-    """A client offering permessage-deflate gets plain frames: echoes are not recompressed."""
-    async with connect_echo(f"{echo_server.ws_url}/echo", compression="deflate") as ws:
-        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
-        await ws.send("plain")
-        assert await ws.recv() == "plain"
-
-
 async def test_shutdown_closes_with_1001(
     server_kind: str, tmp_path_factory: pytest.TempPathFactory, static_root: Path
 ) -> None:

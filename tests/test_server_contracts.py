@@ -16,6 +16,11 @@ from collections.abc import Iterator
 import httptools
 import pytest
 from autobahn.util import encode_truncate
+from autobahn.websocket.compress_deflate import (
+    PerMessageDeflate,
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+)
 from autobahn.websocket.protocol import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from daphne import server as daphne_server
@@ -133,6 +138,39 @@ METHODS = [
         "onAutoPingTimeout",
         "autobahn.websocket.protocol.WebSocketProtocol",
         ["self"],
+    ),
+    (
+        WebSocketProtocol,
+        "_parseExtensionsHeader",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "header", "removeQuotes"],
+    ),
+    (
+        PerMessageDeflate,
+        "decompress_message_data",
+        "autobahn.websocket.compress_deflate.PerMessageDeflate",
+        ["self", "data", "max_output_len"],
+    ),
+    (
+        PerMessageDeflate,
+        "create_from_offer_accept",
+        "autobahn.websocket.compress_deflate.PerMessageDeflate",
+        ["is_server", "accept"],
+    ),
+    (
+        PerMessageDeflateOfferAccept,
+        "__init__",
+        "autobahn.websocket.compress_deflate.PerMessageDeflateOfferAccept",
+        [
+            "self",
+            "offer",
+            "request_no_context_takeover",
+            "request_max_window_bits",
+            "no_context_takeover",
+            "window_bits",
+            "mem_level",
+            "max_message_size",
+        ],
     ),
     (
         WebSocketProtocol,
@@ -398,6 +436,7 @@ METHODS = [
 # Per-connection options servers/daphne.py sets before autobahn copies the factory's.
 AUTOBAHN_OPTIONS = [
     *("maxMessagePayloadSize", "maxFramePayloadSize", "openHandshakeTimeout"),
+    "perMessageCompressionAccept",
     *("autoPingInterval", "autoPingTimeout", "closeHandshakeTimeout", "versions"),
     *("failByDrop", "echoCloseCodeReason"),
 ]
@@ -406,7 +445,8 @@ AUTOBAHN_OPTIONS = [
 DAPHNE_WEBSOCKET_ATTRIBUTES = [
     *("application_queue", "server", "state", "transport", "factory", "client_addr"),
     *("http_request_data", "http_response_data", "http_headers", "request"),
-    *("STATE_CONNECTING", "STATE_OPEN", "failedByMe"),
+    *("STATE_CONNECTING", "STATE_OPEN", "failedByMe", "websocket_extensions"),
+    *("_perMessageCompress", "websocket_extensions_in_use"),
 ]
 
 # Attributes of uvicorn's WebSocket protocol that servers/uvicorn.py reads or sets.
@@ -486,6 +526,17 @@ def test_django_reloader_serves_from_a_named_thread() -> None:
     ]
     assert callable(autoreload.get_child_arguments)
     assert callable(autoreload.get_reloader)
+
+
+def test_autobahn_deflate_keeps_what_the_adjustments_read() -> None:
+    """A parsed offer says whether the client lets the server choose its window, and the
+    extension inflates with ``_decompressor``."""
+    offer = PerMessageDeflateOffer.parse({"client_max_window_bits": [True]})
+    assert (offer.accept_max_window_bits, offer.request_max_window_bits) == (True, 0)
+    extension = PerMessageDeflate(True, False, False, 12, 12, 5, 1024)
+    extension.start_decompress_message()
+    assert extension._decompressor is not None
+    assert PerMessageDeflateOffer.EXTENSION_NAME == "permessage-deflate"
 
 
 def test_autobahn_truncates_close_reasons() -> None:

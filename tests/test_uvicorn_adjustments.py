@@ -106,8 +106,12 @@ async def test_keepalive_is_the_projects(kind: str, connections: Any, settings: 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_compression_is_not_negotiated(kind: str, connections: Any) -> None:
-    """An offer of permessage-deflate is declined, as under daphne; stock: accepted."""
+async def test_compression_is_the_projects(
+    kind: str, connections: Any, settings: Settings
+) -> None:
+    """ECHO_COMPRESSION decides whether permessage-deflate is negotiated; stock: only uvicorn's
+    own ``--ws-per-message-deflate`` flag does (on by default)."""
+    settings.ECHO_COMPRESSION = False
     connection = connections(kind)
     offer = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
     connection.protocol.data_received(connection.peer.handshake(**offer))

@@ -46,7 +46,10 @@ INTERNALS = {
         *("STATE_OPEN", "STATE_CONNECTING", "sendMessage", "connectionMade", "connectionLost"),
         *("onOpen", "onConnect", "onMessage", "ConnectionDeny", "_max_message_size_exceeded"),
         *("_fail_connection", "_protocol_violation", "_invalid_payload", "onCloseFrame"),
-        *("failedByMe", "onAutoPingTimeout"),
+        *("failedByMe", "onAutoPingTimeout", "_parseExtensionsHeader", "websocket_extensions"),
+        *("_perMessageCompress", "websocket_extensions_in_use", "decompress_message_data"),
+        *("create_from_offer_accept", "_decompressor", "accept_max_window_bits"),
+        *("perMessageCompressionAccept", "PERMESSAGE_COMPRESSION_EXTENSION"),
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
