@@ -77,6 +77,27 @@ def test_page_connects_without_console_errors(page: Page, live_servers: ServerFa
     assert page.console_errors == []  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+def test_compressed_echo_through_chromium(
+    page: Page, live_servers: ServerFactory, kind: str
+) -> None:
+    """Chromium offers permessage-deflate; the page shows what was negotiated, and a highly
+    compressible message comes back identical."""
+    open_page(page, live_servers(kind))
+    expect(page.locator("#compression")).to_have_text(re.compile(r"^permessage-deflate\b"))
+    message = '{"echo": "compress me"} ' * 4000
+    page.get_by_label("Text").fill(message)
+    page.get_by_label("Text").press("Enter")
+    echoed = page.locator("#log tr[data-event=echoed]").first
+    expect(echoed).to_have_attribute("data-check", "identical")
+    expect(page.locator("#echoed-summary")).to_have_text("1 message · 93.8 KiB")
+
+
+def test_compression_off_is_shown(page: Page, live_servers: ServerFactory) -> None:
+    open_page(page, live_servers("daphne", ECHO_COMPRESSION="off"))
+    expect(page.locator("#compression")).to_have_text("none")
+
+
 def test_enter_sends_text_and_shows_round_trip(page: Page, live_servers: ServerFactory) -> None:
     """Typing text and pressing Enter shows its echo with a round-trip time."""
     open_page(page, live_servers("daphne"))

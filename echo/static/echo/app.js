@@ -19,6 +19,7 @@ const byId = (id) => document.getElementById(id);
 const ui = {
   state: byId("state"),
   negotiated: byId("negotiated"),
+  compression: byId("compression"),
   connectForm: byId("connect-form"),
   url: byId("url"),
   protocols: byId("protocols"),
@@ -94,6 +95,18 @@ function preview(text) {
   return text.length > PREVIEW_CHARS ? `“${text.slice(0, PREVIEW_CHARS)}…”` : `“${text}”`;
 }
 
+// "permessage-deflate; client_max_window_bits=12" as "permessage-deflate (client_max_window_bits=12)".
+function describeExtensions(extensions) {
+  if (!extensions) return "none";
+  return extensions
+    .split(",")
+    .map((extension) => {
+      const [name, ...params] = extension.split(";").map((part) => part.trim());
+      return params.length ? `${name} (${params.join(", ")})` : name;
+    })
+    .join(", ");
+}
+
 function sameBytes(a, b) {
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i += 1) if (a[i] !== b[i]) return false;
@@ -116,12 +129,17 @@ function connect() {
   connection = current;
   setState("connecting");
   ui.negotiated.textContent = "–";
+  ui.compression.textContent = "–";
 
   socket.addEventListener("open", () => {
     current.wasOpen = true;
     setState("open");
     ui.negotiated.textContent = socket.protocol || "none";
-    logEvent({ event: "opened", detail: `subprotocol ${socket.protocol || "none"}` });
+    ui.compression.textContent = describeExtensions(socket.extensions);
+    logEvent({
+      event: "opened",
+      detail: `subprotocol ${socket.protocol || "none"}, compression ${describeExtensions(socket.extensions)}`,
+    });
     ui.text.focus();
   });
   socket.addEventListener("message", (event) => receiveEcho(current, event.data));
