@@ -9,6 +9,10 @@ standard output, read by ``bench/run.py``.
     python -m bench.loadgen ping-pong --url ws://127.0.0.1:8000/echo --connections 50 \\
         --size 32 --seconds 10
     python -m bench.loadgen idle --url ws://127.0.0.1:8000/echo --connections 5000 --hold 3
+
+``--compress`` offers permessage-deflate as browsers do (``client_max_window_bits``), requires
+the server to accept it, compresses every message sent and inflates every echo; ``--json``
+sends compressible JSON-like text instead of filler.
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ import statistics
 import struct
 import sys
 import time
+import zlib
 from urllib.parse import urlsplit
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+RSV1 = 0x40
 OPEN_CONCURRENCY = 200
+OFFER = "permessage-deflate; client_max_window_bits"
+# RFC 7692 section 7.2.1: the end of a sync flush, left off the wire.
+TAIL = b"\x00\x00\xff\xff"
+# One record of W5's JSON-like text.
+RECORD = b'{"id": 1042, "name": "echo", "tags": ["websocket", "django"], "ok": true}, '
 
 
 def mask(payload: bytes, key: bytes) -> bytes:
@@ -35,17 +46,45 @@ def mask(payload: bytes, key: bytes) -> bytes:
     )
 
 
-def frame_head(opcode: int, length: int) -> bytes:
+def frame_head(opcode: int, length: int, flags: int = 0) -> bytes:
+    first = 0x80 | flags | opcode
     if length < 126:
-        return struct.pack("!BB", 0x80 | opcode, 0x80 | length)
+        return struct.pack("!BB", first, 0x80 | length)
     if length < 1 << 16:
-        return struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-    return struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
+        return struct.pack("!BBH", first, 0x80 | 126, length)
+    return struct.pack("!BBQ", first, 0x80 | 127, length)
 
 
-def client_frame(opcode: int, payload: bytes) -> bytes:
+def client_frame(opcode: int, payload: bytes, flags: int = 0) -> bytes:
     key = os.urandom(4)
-    return frame_head(opcode, len(payload)) + key + mask(payload, key)
+    return frame_head(opcode, len(payload), flags) + key + mask(payload, key)
+
+
+class Deflate:
+    """The client's half of permessage-deflate, with the parameters the server answered."""
+
+    def __init__(self, response: str) -> None:
+        params = {}
+        for part in response.split(";")[1:]:
+            name, _, value = part.strip().partition("=")
+            params[name] = value
+        self.client_takeover = "client_no_context_takeover" not in params
+        self.server_takeover = "server_no_context_takeover" not in params
+        self.client_window = int(params.get("client_max_window_bits") or 15)
+        self.server_window = int(params.get("server_max_window_bits") or 15)
+        self.compressor = zlib.compressobj(wbits=-self.client_window)
+        self.decompressor = zlib.decompressobj(wbits=-self.server_window)
+
+    def compress(self, payload: bytes) -> bytes:
+        if not self.client_takeover:
+            self.compressor = zlib.compressobj(wbits=-self.client_window)
+        data = self.compressor.compress(payload) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+        return data[: -len(TAIL)]
+
+    def decompress(self, data: bytes) -> bytes:
+        if not self.server_takeover:
+            self.decompressor = zlib.decompressobj(wbits=-self.server_window)
+        return self.decompressor.decompress(data + TAIL)
 
 
 class MessageMaker:
@@ -58,31 +97,42 @@ class MessageMaker:
 
     STAMP_BYTES = 20
 
-    def __init__(self, index: int, size: int, binary: bool) -> None:
+    def __init__(self, index: int, size: int, binary: bool, json_text: bool = False) -> None:
         self.index = index
         self.opcode = BINARY if binary else TEXT
         self.key = os.urandom(4)
         filler_size = max(0, size - self.STAMP_BYTES)
-        self.filler = os.urandom(filler_size) if binary else b"x" * filler_size
+        if binary:
+            self.filler = os.urandom(filler_size)
+        elif json_text:
+            self.filler = (RECORD * (filler_size // len(RECORD) + 1))[:filler_size]
+        else:
+            self.filler = b"x" * filler_size
         self.masked_filler = mask(self.filler, self.key)
         self.head = frame_head(self.opcode, filler_size + self.STAMP_BYTES) + self.key
 
-    def make(self, sequence: int) -> tuple[bytes, bytes]:
+    def make(self, sequence: int, deflate: Deflate | None = None) -> tuple[bytes, bytes]:
         """The frame to send and the payload it must come back as."""
         stamp = f"{self.index:06d}:{sequence:012d}:".encode()
+        if deflate is not None:
+            payload = stamp + self.filler
+            return client_frame(self.opcode, deflate.compress(payload), RSV1), payload
         return self.head + mask(stamp, self.key) + self.masked_filler, stamp + self.filler
 
 
 class EchoConnection(asyncio.Protocol):
     """One client connection: handshake, then whole messages handed to a waiting future."""
 
-    def __init__(self, host: str, path: str) -> None:
+    def __init__(self, host: str, path: str, compress: bool = False) -> None:
         key = base64.b64encode(os.urandom(16)).decode()
+        offer = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if compress else ""
         self.request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}"
-            "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: echo\r\n\r\n"
+            f"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: echo\r\n{offer}\r\n"
         ).encode()
+        self.compress = compress
+        self.deflate: Deflate | None = None
         self.buffer = bytearray()
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting: asyncio.Future[tuple[int, bytes]] | None = None
@@ -104,6 +154,16 @@ class EchoConnection(asyncio.Protocol):
             if not head.startswith("http/1.1 101") or "sec-websocket-protocol: echo" not in head:
                 self.fail(ConnectionError(f"handshake refused: {head.splitlines()[0]}"))
                 return
+            if self.compress:
+                answer = [
+                    line.split(":", 1)[1].strip()
+                    for line in head.split("\r\n")
+                    if line.startswith("sec-websocket-extensions:")
+                ]
+                if not answer or not answer[0].startswith("permessage-deflate"):
+                    self.fail(ConnectionError("permessage-deflate was not negotiated"))
+                    return
+                self.deflate = Deflate(answer[0])
             self.upgraded = True
             self.opened.set_result(None)
         self.parse_frames()
@@ -134,6 +194,8 @@ class EchoConnection(asyncio.Protocol):
             elif not first & 0x80:
                 self.fail(ConnectionError("fragmented echo: not expected from these servers"))
             elif self.waiting is not None and not self.waiting.done():
+                if first & RSV1 and self.deflate is not None:
+                    payload = self.deflate.decompress(payload)
                 self.waiting.set_result((opcode, payload))
 
     def fail(self, error: Exception) -> None:
@@ -158,11 +220,11 @@ class EchoConnection(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_connection(url: str) -> EchoConnection:
+async def open_connection(url: str, compress: bool = False) -> EchoConnection:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     _, connection = await loop.create_connection(
-        lambda: EchoConnection(f"{parts.hostname}:{parts.port}", parts.path or "/"),
+        lambda: EchoConnection(f"{parts.hostname}:{parts.port}", parts.path or "/", compress),
         parts.hostname,
         parts.port,
     )
@@ -170,7 +232,9 @@ async def open_connection(url: str) -> EchoConnection:
     return connection
 
 
-async def open_many(url: str, count: int) -> tuple[list[EchoConnection], int]:
+async def open_many(
+    url: str, count: int, compress: bool = False
+) -> tuple[list[EchoConnection], int]:
     """Opens ``count`` connections, at most OPEN_CONCURRENCY handshakes at a time."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
     errors = 0
@@ -179,7 +243,7 @@ async def open_many(url: str, count: int) -> tuple[list[EchoConnection], int]:
         nonlocal errors
         async with gate:
             try:
-                return await open_connection(url)
+                return await open_connection(url, compress)
             except (OSError, ConnectionError, TimeoutError):
                 errors += 1
                 return None
@@ -189,7 +253,7 @@ async def open_many(url: str, count: int) -> tuple[list[EchoConnection], int]:
 
 
 async def ping_pong(args: argparse.Namespace) -> dict[str, object]:
-    connections, errors = await open_many(args.url, args.connections)
+    connections, errors = await open_many(args.url, args.connections, args.compress)
     opcode = BINARY if args.binary else TEXT
     latencies: list[float] = []
     echoes = 0
@@ -197,10 +261,10 @@ async def ping_pong(args: argparse.Namespace) -> dict[str, object]:
 
     async def drive(index: int, connection: EchoConnection) -> None:
         nonlocal echoes, errors
-        maker = MessageMaker(index, args.size, args.binary)
+        maker = MessageMaker(index, args.size, args.binary, args.json)
         sequence = 0
         while time.perf_counter() < deadline:
-            wire, payload = maker.make(sequence)
+            wire, payload = maker.make(sequence, connection.deflate)
             started = time.perf_counter()
             try:
                 received = await asyncio.wait_for(connection.echo(wire), timeout=10)
@@ -233,7 +297,7 @@ async def ping_pong(args: argparse.Namespace) -> dict[str, object]:
 
 async def idle(args: argparse.Namespace) -> dict[str, object]:
     started = time.perf_counter()
-    connections, errors = await open_many(args.url, args.connections)
+    connections, errors = await open_many(args.url, args.connections, args.compress)
     open_seconds = time.perf_counter() - started
     print(json.dumps({"phase": "open", "opened": len(connections)}), flush=True)
     # Hold them until told (a line on stdin) or the hold time is up, so the server can be measured.
@@ -263,6 +327,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--binary", action="store_true")
+    parser.add_argument("--json", action="store_true", help="JSON-like text (compressible)")
+    parser.add_argument("--compress", action="store_true", help="negotiate permessage-deflate")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--hold", type=float, default=60.0)
     args = parser.parse_args()

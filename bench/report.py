@@ -18,6 +18,9 @@ COLUMNS = [
     ("W3", "megabytes_per_second", "W3 MB/s", True),
     ("W4", "kib_per_connection", "W4 KiB/conn", False),
     ("W4", "open_seconds", "W4 open s", False),
+    ("W4c", "kib_per_connection", "W4c KiB/conn", False),
+    ("W5", "echoes_per_second", "W5 echoes/s", True),
+    ("W5", "cpu_us_per_echo", "W5 server CPU µs/echo", False),
     ("W1", "server_cpu", "W1 server CPU (cores)", False),
 ]
 
@@ -44,7 +47,7 @@ def cell(results: dict, target: str, workload: str, figure: str) -> str:
     if len(values) > 1:
         text += f" <sub>({number(min(values))}–{number(max(values))})</sub>"
     reference = median(results, REFERENCE, workload, figure)
-    if reference and figure != "server_cpu":
+    if reference and figure not in ("server_cpu",):
         text += f" **{middle / reference:.2f}×**"
     return text
 
@@ -62,7 +65,7 @@ def target_checks(results: dict) -> list[tuple[str, float | None, str, bool | No
         what: str, value: float | None, bound: str, at_least: float | None, at_most: float | None
     ) -> None:
         met = None
-        if value is not None:
+        if value is not None and (at_least is not None or at_most is not None):
             met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
         checks.append((what, value, bound, met))
 
@@ -137,6 +140,30 @@ def target_checks(results: dict) -> list[tuple[str, float | None, str, bool | No
             None,
             1.5,
         )
+    for server in SUPPORTED_SERVERS:
+        check(
+            f"project / {server} W4c KiB per compressed idle connection vs websockets",
+            ratio(f"project / {server}", REFERENCE, "W4c", "kib_per_connection"),
+            "≤ 1.00",
+            None,
+            1.0,
+        )
+    fastest_compressed = fastest_project(results, "W5")
+    if fastest_compressed:
+        check(
+            f"fastest ({fastest_compressed}) W5 vs websockets",
+            ratio(fastest_compressed, REFERENCE, "W5", "echoes_per_second"),
+            "≥ 0.90",
+            0.9,
+            None,
+        )
+    check(
+        "project / daphne W5 vs websockets (reported)",
+        ratio("project / daphne", REFERENCE, "W5", "echoes_per_second"),
+        "–",
+        None,
+        None,
+    )
     check(
         "project / daphne idle KiB per connection",
         median(results, "project / daphne", "W4", "kib_per_connection"),
@@ -147,11 +174,13 @@ def target_checks(results: dict) -> list[tuple[str, float | None, str, bool | No
     return checks
 
 
-def fastest_project(results: dict) -> str | None:
-    """The project under the supported server with the most W1 echoes."""
+def fastest_project(results: dict, workload: str = "W1") -> str | None:
+    """The project under the supported server with the most echoes in ``workload``."""
     supported = [f"project / {server}" for server in SUPPORTED_SERVERS]
     projects = [name for name in results["runs"] if name in supported]
-    measured = [(median(results, name, "W1", "echoes_per_second") or 0, name) for name in projects]
+    measured = [
+        (median(results, name, workload, "echoes_per_second") or 0, name) for name in projects
+    ]
     return max(measured)[1] if measured else None
 
 

@@ -37,6 +37,12 @@ class Workload:
     size: int = 32
     binary: bool = False
     seconds: float = 10.0
+    json: bool = False
+    compress: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return self.key.startswith("W4")
 
 
 FULL = [
@@ -44,12 +50,24 @@ FULL = [
     Workload("W2", "1 connection, 32 B text ping-pong", 1, seconds=5),
     Workload("W3", "10 connections, 64 KiB binary ping-pong", 10, 65536, True, seconds=10),
     Workload("W4", "5,000 idle connections", 5000),
+    Workload("W4c", "5,000 idle connections, permessage-deflate", 5000, compress=True),
+    Workload(
+        "W5",
+        "50 connections, 4 KiB JSON-like text ping-pong, permessage-deflate",
+        50,
+        4096,
+        seconds=10,
+        json=True,
+        compress=True,
+    ),
 ]
 QUICK = [
     Workload("W1", FULL[0].title, 50, seconds=2),
     Workload("W2", FULL[1].title, 1, seconds=1),
     Workload("W3", FULL[2].title, 10, 65536, True, seconds=2),
     Workload("W4", "500 idle connections", 500),
+    Workload("W4c", "500 idle connections, permessage-deflate", 500, compress=True),
+    Workload("W5", FULL[5].title, 50, 4096, seconds=2, json=True, compress=True),
 ]
 
 
@@ -64,6 +82,8 @@ def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> 
         *("ping-pong", "--url", server.url, "--connections", str(share)),
         *("--size", str(workload.size), "--seconds", str(workload.seconds)),
         *(["--binary"] if workload.binary else []),
+        *(["--json"] if workload.json else []),
+        *(["--compress"] if workload.compress else []),
     )
     cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
     workers = [
@@ -73,6 +93,7 @@ def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> 
         json.loads(worker.communicate(timeout=workload.seconds + 120)[0]) for worker in workers
     ]
     wall = time.perf_counter() - wall_before
+    server_cpu = (server.cpu_seconds() - cpu_before) / wall
     echoes = sum(output["echoes"] for output in outputs)
     seconds = max(output["seconds"] for output in outputs)
     return {
@@ -81,14 +102,18 @@ def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> 
         "p50_us": max(output["p50_us"] for output in outputs),
         "p99_us": max(output["p99_us"] for output in outputs),
         "errors": sum(output["errors"] for output in outputs),
-        "server_cpu": (server.cpu_seconds() - cpu_before) / wall,
+        "server_cpu": server_cpu,
+        "cpu_us_per_echo": server_cpu * wall / max(echoes, 1) * 1e6,
     }
 
 
 def idle(server: RunningServer, workload: Workload) -> dict:
     rss_before = server.rss_bytes()
     worker = subprocess.Popen(
-        loadgen("idle", "--url", server.url, "--connections", str(workload.connections)),
+        loadgen(
+            *("idle", "--url", server.url, "--connections", str(workload.connections)),
+            *(["--compress"] if workload.compress else []),
+        ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -115,8 +140,10 @@ def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[st
         ping_pong(server, Workload("warm-up", "", 10, seconds=1))
         results = {}
         for workload in workloads:
+            if workload.compress and not target.compression:
+                continue
             results[workload.key] = (
-                idle(server, workload) if workload.key == "W4" else ping_pong(server, workload)
+                idle(server, workload) if workload.idle else ping_pong(server, workload)
             )
         return results
     finally:

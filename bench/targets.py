@@ -22,6 +22,7 @@ PROJECT_APP = launcher.PROJECT_APPLICATION
 RAW_APP = "bench.peers.raw_asgi:application"
 STOCK_APP = "bench.peers.stock_channels:application"
 REFERENCE = [sys.executable, "-m", "bench.peers.websockets_echo", "0"]
+AIOHTTP = [sys.executable, "-m", "bench.peers.aiohttp_echo", "0"]
 # Worker processes (granian's) may still be starting when the port first accepts.
 SETTLE_SECONDS = 0.3
 
@@ -34,13 +35,17 @@ class Target:
     group: str = "project"
     # Settings of this target on top of ENVIRONMENT.
     settings: tuple[tuple[str, str], ...] = ()
+    # Whether it negotiates permessage-deflate (W4c and W5 need it): stock daphne never
+    # switches autobahn's on, and granian has none.
+    compression: bool = True
 
 
 TARGETS = [
     Target("websockets", REFERENCE, True, "reference"),
+    Target("aiohttp", AIOHTTP, group="peers"),
     Target("project / daphne", launcher.command("daphne", PROJECT_APP)),
     Target("project / uvicorn", launcher.command("uvicorn", PROJECT_APP)),
-    Target("project / granian", launcher.command("granian", PROJECT_APP)),
+    Target("project / granian", launcher.command("granian", PROJECT_APP), compression=False),
     # The cost of /metrics: the same project with it switched off.
     Target(
         "project, metrics off / daphne",
@@ -54,9 +59,19 @@ TARGETS = [
         group="metrics off",
         settings=(("ECHO_METRICS", "off"),),
     ),
-    Target("raw ASGI / daphne", launcher.command("daphne", RAW_APP), group="raw ASGI"),
+    Target(
+        "raw ASGI / daphne",
+        launcher.command("daphne", RAW_APP),
+        group="raw ASGI",
+        compression=False,
+    ),
     Target("raw ASGI / uvicorn", launcher.command("uvicorn", RAW_APP), group="raw ASGI"),
-    Target("raw ASGI / granian", launcher.command("granian", RAW_APP), group="raw ASGI"),
+    Target(
+        "raw ASGI / granian",
+        launcher.command("granian", RAW_APP),
+        group="raw ASGI",
+        compression=False,
+    ),
     Target(
         "stock Channels / daphne", launcher.command("daphne", STOCK_APP), group="stock Channels"
     ),

@@ -46,6 +46,8 @@ import asyncio
 import codecs
 import contextlib
 import logging
+import zlib
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -57,11 +59,16 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig, SecurityError
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.extensions.base import Extension
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+from websockets.typing import ExtensionParameter
 
 from servers import (
     CLOSE_TIMEOUT,
@@ -88,6 +95,49 @@ UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 NORMAL_CLOSE_FRAME = Frame(
     Opcode.CLOSE, Close(CloseCode.NORMAL_CLOSURE, "").serialize()
 ).serialize(mask=False)
+
+
+class LazyPerMessageDeflate(PerMessageDeflate):
+    """websockets' permessage-deflate, starting each zlib stream at the first message that
+    needs it instead of at the handshake: an idle connection then holds none (websockets keeps
+    about 18 KiB of zlib state for every compressed connection, messages or not)."""
+
+    decoder: zlib._Decompress | None = None
+    encoder: zlib._Compress | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Let go of the streams websockets has just started; the class's None stands in.
+        self.__dict__.pop("decoder", None)
+        self.__dict__.pop("encoder", None)
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if self.decoder is None and not self.remote_no_context_takeover:
+            self.decoder = zlib.decompressobj(wbits=-self.remote_max_window_bits)
+        return super().decode(frame, max_size=max_size)
+
+    def encode(self, frame: Frame) -> Frame:
+        if self.encoder is None and not self.local_no_context_takeover:
+            self.encoder = zlib.compressobj(
+                wbits=-self.local_max_window_bits, **self.compress_settings
+            )
+        return super().encode(frame)
+
+
+class LazyDeflateFactory(ServerPerMessageDeflateFactory):
+    """websockets' negotiation, RFC 7692's rules and all, making ``LazyPerMessageDeflate``."""
+
+    def process_request_params(
+        self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
+    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
+        response, extension = super().process_request_params(params, accepted_extensions)
+        return response, LazyPerMessageDeflate(
+            extension.remote_no_context_takeover,
+            extension.local_no_context_takeover,
+            extension.remote_max_window_bits,
+            extension.local_max_window_bits,
+            extension.compress_settings,
+        )
 
 
 class RequestHeadTooLarge(Exception):
@@ -214,7 +264,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         extensions = []
         if settings.ECHO_COMPRESSION:
             extensions.append(
-                ServerPerMessageDeflateFactory(
+                LazyDeflateFactory(
                     server_max_window_bits=COMPRESSION_WINDOW_BITS,
                     client_max_window_bits=COMPRESSION_WINDOW_BITS,
                     compress_settings={"memLevel": COMPRESSION_MEMORY_LEVEL},

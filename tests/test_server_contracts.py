@@ -38,10 +38,15 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.server import ServerProtocol
 
 from servers import daphne as daphne_adjustments
+from servers.uvicorn import LazyPerMessageDeflate
 from tests.daphne_harness import CLIENT, DaphneServer
 from tests.peer import echo_application
 from tests.uvicorn_harness import Connection as UvicornConnection
@@ -430,6 +435,37 @@ METHODS = [
     (ServerProtocol, "fail", "websockets.protocol.Protocol", ["self", "code", "reason"]),
     (ServerProtocol, "receive_data", "websockets.protocol.Protocol", ["self", "data"]),
     (Frame, "serialize", "websockets.frames.Frame", ["self", "mask", "extensions"]),
+    (
+        PerMessageDeflate,
+        "__init__",
+        "websockets.extensions.permessage_deflate.PerMessageDeflate",
+        [
+            "self",
+            "remote_no_context_takeover",
+            "local_no_context_takeover",
+            "remote_max_window_bits",
+            "local_max_window_bits",
+            "compress_settings",
+        ],
+    ),
+    (
+        PerMessageDeflate,
+        "decode",
+        "websockets.extensions.permessage_deflate.PerMessageDeflate",
+        ["self", "frame", "max_size"],
+    ),
+    (
+        PerMessageDeflate,
+        "encode",
+        "websockets.extensions.permessage_deflate.PerMessageDeflate",
+        ["self", "frame"],
+    ),
+    (
+        ServerPerMessageDeflateFactory,
+        "process_request_params",
+        "websockets.extensions.permessage_deflate.ServerPerMessageDeflateFactory",
+        ["self", "params", "accepted_extensions"],
+    ),
     (Close, "serialize", "websockets.frames.Close", ["self"]),
 ]
 
@@ -570,6 +606,17 @@ def test_httptools_says_where_the_upgraded_stream_begins() -> None:
     with pytest.raises(httptools.HttpParserUpgrade) as upgrade:
         parser.feed_data(head + b"first frame")
     assert upgrade.value.args == (len(head),)
+
+
+def test_websockets_deflate_starts_its_streams_where_the_adjustment_looks() -> None:
+    """websockets keeps its zlib streams as ``decoder`` and ``encoder``, started in
+    ``__init__`` unless there is no context takeover; ``LazyPerMessageDeflate`` drops them."""
+    extension = PerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
+    assert "decoder" in vars(extension)
+    assert "encoder" in vars(extension)
+    lazy = LazyPerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
+    assert "decoder" not in vars(lazy)
+    assert "encoder" not in vars(lazy)
 
 
 def test_websockets_names_its_close_codes_and_opcodes() -> None:

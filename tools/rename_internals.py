@@ -72,6 +72,7 @@ INTERNALS = {
         *("NO_STATUS_RCVD", "GOING_AWAY", "INVALID_DATA", "NORMAL_CLOSURE"),
         *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
         *("handshake_exc", "SecurityError", "fail", "receive_data", "close_sent"),
+        *("decoder", "encoder", "process_request_params", "remote_no_context_takeover"),
     ],
 }
 
