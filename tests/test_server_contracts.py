@@ -38,10 +38,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig
-from websockets.extensions.permessage_deflate import (
-    PerMessageDeflate,
-    ServerPerMessageDeflateFactory,
-)
+from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.server import ServerProtocol
 
@@ -436,7 +434,7 @@ METHODS = [
     (ServerProtocol, "receive_data", "websockets.protocol.Protocol", ["self", "data"]),
     (Frame, "serialize", "websockets.frames.Frame", ["self", "mask", "extensions"]),
     (
-        PerMessageDeflate,
+        WebsocketsDeflate,
         "__init__",
         "websockets.extensions.permessage_deflate.PerMessageDeflate",
         [
@@ -449,13 +447,13 @@ METHODS = [
         ],
     ),
     (
-        PerMessageDeflate,
+        WebsocketsDeflate,
         "decode",
         "websockets.extensions.permessage_deflate.PerMessageDeflate",
         ["self", "frame", "max_size"],
     ),
     (
-        PerMessageDeflate,
+        WebsocketsDeflate,
         "encode",
         "websockets.extensions.permessage_deflate.PerMessageDeflate",
         ["self", "frame"],
@@ -611,7 +609,7 @@ def test_httptools_says_where_the_upgraded_stream_begins() -> None:
 def test_websockets_deflate_starts_its_streams_where_the_adjustment_looks() -> None:
     """websockets keeps its zlib streams as ``decoder`` and ``encoder``, started in
     ``__init__`` unless there is no context takeover; ``LazyPerMessageDeflate`` drops them."""
-    extension = PerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
+    extension = WebsocketsDeflate(False, False, 12, 12, {"memLevel": 5})
     assert "decoder" in vars(extension)
     assert "encoder" in vars(extension)
     lazy = LazyPerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
