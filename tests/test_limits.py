@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -13,6 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ServerFactory
+from tests.deflate import ClientDeflate
 from tests.live import HOST, LiveServer, connect_echo
 from tests.rawws import BINARY, CLOSE, PING, TEXT, RawClient, frame
 from tests.timing import bound
@@ -78,10 +80,13 @@ STALL_SECONDS = 3
 
 
 class Flood:
-    """Pushes binary messages without ever reading, until 256 MiB are out or a send stalls."""
+    """Pushes binary messages without ever reading, until 256 MiB are out or a send stalls;
+    ``compressed``: with permessage-deflate negotiated, every message sent compressed (random
+    bytes, so the echoes are as large as without it)."""
 
-    def __init__(self, server: LiveServer) -> None:
+    def __init__(self, server: LiveServer, compressed: bool = False) -> None:
         self.server = server
+        self.compressed = compressed
         self.sent = 0
         self.stalled = threading.Event()
         self.finished = threading.Event()
@@ -89,8 +94,14 @@ class Flood:
         self.thread = threading.Thread(target=self.run)
 
     def run(self) -> None:
-        message = frame(BINARY, bytes(FLOOD_FRAME))
-        with RawClient.open(HOST, self.server.port) as client:
+        if self.compressed:
+            # Deflated from a fresh stream, the same bytes are valid again as the next message.
+            deflated = ClientDeflate().compress(os.urandom(FLOOD_FRAME))
+            message = frame(BINARY, deflated, rsv=4)
+            offer = {"headers": {"Sec-WebSocket-Extensions": "permessage-deflate"}}
+        else:
+            message, offer = frame(BINARY, bytes(FLOOD_FRAME)), {}
+        with RawClient.open(HOST, self.server.port, **offer) as client:
             client.sock.settimeout(STALL_SECONDS)
             while self.sent < FLOOD_BYTES and not self.release.is_set():
                 try:
@@ -104,16 +115,18 @@ class Flood:
             client.reset()
 
 
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "compressed"])
 async def test_slow_reader_is_paused_not_buffered(
-    live_servers: ServerFactory, server_kind: str
+    live_servers: ServerFactory, server_kind: str, compressed: bool
 ) -> None:
-    """A client pushing 256 MiB without reading leaves RSS bounded; others still get echoes."""
+    """A client pushing 256 MiB without reading leaves RSS bounded; others still get echoes.
+    With permessage-deflate the bound is the same."""
     server = live_servers(server_kind)
     async with connect_echo(f"{server.ws_url}/echo") as ws:
         await ws.send(bytes(FLOOD_FRAME))
         await ws.recv()
     idle_rss = peak_rss = rss_bytes(server)
-    flood = Flood(server)
+    flood = Flood(server, compressed)
     flood.thread.start()
     try:
         async with connect_echo(f"{server.ws_url}/echo") as ws:
