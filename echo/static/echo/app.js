@@ -95,7 +95,8 @@ function preview(text) {
   return text.length > PREVIEW_CHARS ? `“${text.slice(0, PREVIEW_CHARS)}…”` : `“${text}”`;
 }
 
-// "permessage-deflate; client_max_window_bits=12" as "permessage-deflate (client_max_window_bits=12)".
+// The negotiated extensions, "permessage-deflate; client_max_window_bits=12", as
+// "permessage-deflate (client_max_window_bits=12)"; "none" when there are none.
 function describeExtensions(extensions) {
   if (!extensions) return "none";
   return extensions
@@ -134,12 +135,11 @@ function connect() {
   socket.addEventListener("open", () => {
     current.wasOpen = true;
     setState("open");
-    ui.negotiated.textContent = socket.protocol || "none";
-    ui.compression.textContent = describeExtensions(socket.extensions);
-    logEvent({
-      event: "opened",
-      detail: `subprotocol ${socket.protocol || "none"}, compression ${describeExtensions(socket.extensions)}`,
-    });
+    const subprotocol = socket.protocol || "none";
+    const compression = describeExtensions(socket.extensions);
+    ui.negotiated.textContent = subprotocol;
+    ui.compression.textContent = compression;
+    logEvent({ event: "opened", detail: `subprotocol ${subprotocol}, compression ${compression}` });
     ui.text.focus();
   });
   socket.addEventListener("message", (event) => receiveEcho(current, event.data));
