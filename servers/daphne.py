@@ -92,7 +92,6 @@ from servers import (
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSION = 13
-MESSAGE_TOO_BIG = 1009
 # A close frame is a control frame: 125 bytes at most, two of them for the code.
 MAX_CLOSE_REASON_BYTES = 123
 # Reading from a client pauses while more than this waits in Twisted's write buffer for it...
@@ -121,6 +120,12 @@ class BoundedPerMessageDeflate(PerMessageDeflate):
         if self._decompressor.decompress(b"", 1):
             raise PayloadExceededError("WebSocket message exceeds decompression limit")
         return output
+
+
+def socket_peer(transport: Any) -> Client:
+    """The address at the other end of a Twisted transport, as ``peer_name`` takes it."""
+    peer = transport.getPeer()
+    return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
 
 
 def readable_offer(params: dict[str, list[str | bool]]) -> bool:
@@ -292,7 +297,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """
         if self.held_failure is not None:
             return
-        if self.state == self.STATE_OPEN and code != MESSAGE_TOO_BIG:  # too_big is logged
+        # too_big is logged where the size is known (_max_message_size_exceeded).
+        if self.state == self.STATE_OPEN and code != self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG:
             log_protocol_error(self.client(), code, reason)
         application = self.running_application()
         if self.state != self.STATE_OPEN or application is None:
@@ -343,10 +349,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def client(self) -> Client:
         """The client's address: daphne's, once it has read the handshake, else the socket's."""
         address = getattr(self, "client_addr", None)
-        if address:
-            return address  # type: ignore[no-any-return]
-        peer = self.transport.getPeer()
-        return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
+        return address or socket_peer(self.transport)  # type: ignore[no-any-return]
 
     def running_application(self) -> asyncio.Future[Any] | None:
         instance = self.server.connections.get(self, {}).get("application_instance")
@@ -468,9 +471,8 @@ class EchoHTTPChannel(http.HTTPChannel):
             settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
         )
 
-    def client(self) -> list[object]:
-        peer = self.transport.getPeer()
-        return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
+    def client(self) -> Client:
+        return socket_peer(self.transport)
 
     def handshake_expired(self) -> None:
         self.first_request_deadline = None

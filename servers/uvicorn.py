@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import logging
 import zlib
 from collections.abc import Sequence
@@ -89,7 +88,6 @@ logger = logging.getLogger(__name__)
 SUPPORTED_VERSION = "13"
 # The largest request head read, as daphne's (Twisted's): uvicorn reads heads of any size.
 MAX_REQUEST_HEAD = 16 * 1024
-ABNORMAL_CLOSURE = 1006
 UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 # A client's close without a code is answered with this (RFC 6455 allows either).
 NORMAL_CLOSE_FRAME = Frame(
@@ -352,13 +350,13 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.text_decoder is None:
             super().handle_cont(event)
             return
-        self.decode_fragment(event.data, final=event.fin)
-        if event.fin and self.text_parts is not None:
-            text = "".join(self.text_parts)
+        parts = self.decode_fragment(event.data, final=event.fin)
+        if parts is not None and event.fin:
             self.text_decoder = self.text_parts = None
-            self.deliver({"type": "websocket.receive", "text": text})
+            self.deliver({"type": "websocket.receive", "text": "".join(parts)})
 
-    def decode_fragment(self, data: bytes, final: bool) -> None:
+    def decode_fragment(self, data: bytes, final: bool) -> list[str] | None:
+        """The message's text so far; None if it is not UTF-8, the connection then failed."""
         assert self.text_decoder is not None
         assert self.text_parts is not None
         try:
@@ -366,6 +364,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         except UnicodeDecodeError as error:
             self.text_decoder = self.text_parts = None
             self.invalid_utf8(error)
+            return None
+        return self.text_parts
 
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, except that text which is not UTF-8 fails the connection as the client's
@@ -517,7 +517,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.handshake_complete and not self.close_sent and self.conn.close_rcvd is None:
             # Gone without a closing handshake: 1006, as under daphne (uvicorn says 1005).
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": ABNORMAL_CLOSURE})
+            self.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
+            )
         if self.close_timer is not None:
             self.close_timer.cancel()
         self.held_writes = None
@@ -530,14 +532,16 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 # An answer to a message from before the error: it goes out ahead of the close.
                 self.transport.write(self.data_frame(message))
                 return
-            if self.disconnected or self.conn.state is not State.OPEN:
-                # The close has begun, or the client is gone: nothing may follow a close
-                # frame, and the application hears of the end from websocket.disconnect, as
-                # under daphne, rather than from uvicorn's ClientDisconnected.
+            if self.conn.state is not State.OPEN:
+                # The close has begun: nothing may follow a close frame, and the application
+                # hears of the end from websocket.disconnect, as under daphne.
                 return
-            # The client may go while the send waits for it to read (a slow reader).
-            with contextlib.suppress(ClientDisconnected):
+            try:  # noqa: SIM105 (contextlib.suppress costs an object per message)
                 await super().send(message)
+            except ClientDisconnected:
+                # The client is gone, perhaps while the send waited for it to read (a slow
+                # reader): uvicorn raises, daphne lets websocket.disconnect tell the story.
+                pass
             return
         if kind == "websocket.close" and self.failed:
             return

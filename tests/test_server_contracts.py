@@ -480,6 +480,7 @@ DAPHNE_WEBSOCKET_ATTRIBUTES = [
     *("application_queue", "server", "state", "transport", "factory", "client_addr"),
     *("http_request_data", "http_response_data", "http_headers", "request"),
     *("STATE_CONNECTING", "STATE_OPEN", "failedByMe", "websocket_extensions"),
+    "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG",
     *("_perMessageCompress", "websocket_extensions_in_use"),
 ]
 
@@ -621,6 +622,7 @@ def test_websockets_names_its_close_codes_and_opcodes() -> None:
     """The close codes and opcodes ``servers/uvicorn.py`` names are still defined."""
     assert (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY) == (1000, 1001)
     assert (CloseCode.INVALID_DATA, CloseCode.NO_STATUS_RCVD) == (1007, 1005)
+    assert CloseCode.ABNORMAL_CLOSURE == 1006
     assert Opcode.CLOSE.value == 0x8
 
 
