@@ -9,7 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from tests.live import SERVER_KINDS, LiveServer, start_server
+from tests.live import HOST, SERVER_KINDS, LiveServer, start_server
+from tests.rawws import RawClient
+from tests.timing import bound
 
 ServerFactory = Callable[..., LiveServer]
 
@@ -46,6 +48,28 @@ def live_servers(
         if "Traceback" in server.log():
             crashed.append(f"--- {server.kind} on {server.port}:\n{server.log()}")
     assert not crashed, "a live server logged a traceback:\n" + "\n".join(crashed)
+
+
+RawClients = Callable[..., RawClient]
+
+
+@pytest.fixture
+def raw_clients() -> Iterator[RawClients]:
+    """Opens raw connections for a test and closes every one of them afterwards."""
+    opened: list[RawClient] = []
+
+    def connect(server: LiveServer, *, handshake: bool = True, timeout: float = 10) -> RawClient:
+        client = (
+            RawClient.open(HOST, server.port)
+            if handshake
+            else RawClient(HOST, server.port, bound(timeout))
+        )
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.close()
 
 
 @pytest.fixture(params=SERVER_KINDS)

@@ -88,6 +88,14 @@ class LiveServer:
         self.server.stop(timeout=bound(10))
 
 
+def rss_bytes(server: LiveServer) -> int:
+    """The server process's resident memory, from /proc."""
+    for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for the server process")
+
+
 def start_server(
     kind: str, log_dir: Path, overrides: Mapping[str, str] | None = None
 ) -> LiveServer:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import RawClients, ServerFactory
 from tests.deflate import TAIL, ClientDeflate, negotiated
-from tests.live import HOST, LiveServer, connect_echo
+from tests.live import LiveServer, connect_echo, rss_bytes
 from tests.rawws import BINARY, CLOSE, CONTINUATION, PING, TEXT, RawClient, frame
-from tests.test_limits import rss_bytes
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
@@ -23,18 +21,9 @@ MIB = 1024 * 1024
 EXTENSIONS = "Sec-WebSocket-Extensions"
 
 
-@pytest.fixture
-def opened() -> Iterator[list[RawClient]]:
-    clients: list[RawClient] = []
-    yield clients
-    for client in clients:
-        client.close()
-
-
-def open_with(server: LiveServer, opened: list[RawClient], offer: str) -> tuple[RawClient, str]:
+def open_with(server: LiveServer, raw_clients: RawClients, offer: str) -> tuple[RawClient, str]:
     """A connection whose handshake offers ``offer``; the server's extension answer."""
-    client = RawClient(HOST, server.port)
-    opened.append(client)
+    client = raw_clients(server, handshake=False)
     response = client.handshake(headers={EXTENSIONS: offer} if offer else {})
     assert response.status == 101
     return client, response.header(EXTENSIONS) or ""
@@ -86,11 +75,11 @@ OFFERS = {
 
 @pytest.mark.parametrize(("offer", "expected"), OFFERS.values(), ids=OFFERS.keys())
 def test_offer_is_accepted_within_its_terms(
-    echo_server: LiveServer, opened: list[RawClient], offer: str, expected: dict[str, str]
+    echo_server: LiveServer, raw_clients: RawClients, offer: str, expected: dict[str, str]
 ) -> None:
     """An offer is accepted with every parameter it asks for, and windows within what it
     allows (the server's own choice where it lets the server choose)."""
-    _, answer = open_with(echo_server, opened, offer)
+    _, answer = open_with(echo_server, raw_clients, offer)
     response = negotiated(answer)
     assert response is not None, f"{offer!r} was declined"
     for name, value in expected.items():
@@ -119,31 +108,31 @@ def test_offer_is_accepted_within_its_terms(
     ],
 )
 def test_unacceptable_offer_is_declined_not_refused(
-    echo_server: LiveServer, opened: list[RawClient], offer: str
+    echo_server: LiveServer, raw_clients: RawClients, offer: str
 ) -> None:
     """An offer the server cannot accept is declined, and the connection goes on without
     compression: the handshake never fails over it."""
-    client, answer = open_with(echo_server, opened, offer)
+    client, answer = open_with(echo_server, raw_clients, offer)
     assert answer == ""
     client.send(frame(TEXT, b"plain"))
     assert recv_compressed(client) == (TEXT, False, b"plain")
 
 
 def test_client_window_of_8_never_fails_the_handshake(
-    echo_server: LiveServer, opened: list[RawClient]
+    echo_server: LiveServer, raw_clients: RawClients
 ) -> None:
     """RFC 7692 allows a client window of 8 bits, which zlib cannot compress with: daphne
     (autobahn) declines such an offer, uvicorn (websockets) accepts it as offered."""
-    _, answer = open_with(echo_server, opened, "permessage-deflate; client_max_window_bits=8")
+    _, answer = open_with(echo_server, raw_clients, "permessage-deflate; client_max_window_bits=8")
     response = negotiated(answer)
     assert response is None or response.get("client_max_window_bits") == "8"
 
 
 def test_compression_off_negotiates_nothing(
-    live_servers: ServerFactory, server_kind: str, opened: list[RawClient]
+    live_servers: ServerFactory, server_kind: str, raw_clients: RawClients
 ) -> None:
     server = live_servers(server_kind, ECHO_COMPRESSION="off")
-    _, answer = open_with(server, opened, "permessage-deflate; client_max_window_bits")
+    _, answer = open_with(server, raw_clients, "permessage-deflate; client_max_window_bits")
     assert answer == ""
 
 
@@ -160,7 +149,7 @@ TAKEOVER = {
 @pytest.mark.parametrize("takeover", TAKEOVER.values(), ids=TAKEOVER.keys())
 @pytest.mark.parametrize("bits", range(9, 16))
 def test_compressed_messages_echo_intact(
-    echo_server: LiveServer, opened: list[RawClient], bits: int, takeover: str
+    echo_server: LiveServer, raw_clients: RawClients, bits: int, takeover: str
 ) -> None:
     """Compressed messages, whole and fragmented, text and binary, come back intact with every
     window size and context-takeover combination, in both directions."""
@@ -168,7 +157,7 @@ def test_compressed_messages_echo_intact(
         f"permessage-deflate; server_max_window_bits={bits}; client_max_window_bits={bits}"
         + takeover
     )
-    client, answer = open_with(echo_server, opened, offer)
+    client, answer = open_with(echo_server, raw_clients, offer)
     deflate = ClientDeflate.agreed(negotiated(answer), client_window=bits)
     record = json.dumps({"name": "echo", "values": list(range(300))}).encode()
     messages = [
@@ -196,10 +185,10 @@ def test_compressed_messages_echo_intact(
 
 
 def test_uncompressed_message_on_a_compressed_connection_echoes(
-    echo_server: LiveServer, opened: list[RawClient]
+    echo_server: LiveServer, raw_clients: RawClients
 ) -> None:
     """RSV1 is per message: a message sent plain on a compressing connection is fine."""
-    client, answer = open_with(echo_server, opened, "permessage-deflate")
+    client, answer = open_with(echo_server, raw_clients, "permessage-deflate")
     deflate = ClientDeflate.agreed(negotiated(answer))
     client.send(frame(BINARY, b"not compressed"))
     opcode, compressed, data = recv_compressed(client)
@@ -218,15 +207,15 @@ def test_uncompressed_message_on_a_compressed_connection_echoes(
     ids=["rsv1-on-continuation", "rsv1-on-ping"],
 )
 def test_rsv1_where_rfc_7692_forbids_it_is_1002(
-    echo_server: LiveServer, opened: list[RawClient], wire: bytes
+    echo_server: LiveServer, raw_clients: RawClients, wire: bytes
 ) -> None:
-    client, _ = open_with(echo_server, opened, "permessage-deflate")
+    client, _ = open_with(echo_server, raw_clients, "permessage-deflate")
     client.send(wire)
     assert client.expect_close().close_code == 1002
 
 
-def test_corrupt_compressed_data_is_1007(echo_server: LiveServer, opened: list[RawClient]) -> None:
-    client, _ = open_with(echo_server, opened, "permessage-deflate")
+def test_corrupt_compressed_data_is_1007(echo_server: LiveServer, raw_clients: RawClients) -> None:
+    client, _ = open_with(echo_server, raw_clients, "permessage-deflate")
     client.send(frame(BINARY, b"\xff\xff\xff\xff not deflate", rsv=4))
     assert client.expect_close().close_code in (1002, 1007)
 
@@ -239,12 +228,12 @@ LIMIT = 65536
 
 @pytest.mark.parametrize("overshoot", [0, 1, 2, 100])
 def test_limit_counts_inflated_bytes_exactly(
-    live_servers: ServerFactory, server_kind: str, opened: list[RawClient], overshoot: int
+    live_servers: ServerFactory, server_kind: str, raw_clients: RawClients, overshoot: int
 ) -> None:
     """A message that inflates to exactly ECHO_MAX_MESSAGE_SIZE echoes whole; one that inflates
     to a byte more ends with 1009, never with a message cut short."""
     server = live_servers(server_kind, ECHO_MAX_MESSAGE_SIZE=str(LIMIT))
-    client, answer = open_with(server, opened, "permessage-deflate")
+    client, answer = open_with(server, raw_clients, "permessage-deflate")
     deflate = ClientDeflate.agreed(negotiated(answer))
     payload = b"x" * (LIMIT + overshoot)
     client.send(frame(BINARY, deflate.compress(payload), rsv=4))
@@ -264,12 +253,12 @@ def bomb() -> bytes:
 
 
 def test_message_that_inflates_past_the_limit_is_1009(
-    echo_server: LiveServer, opened: list[RawClient]
+    echo_server: LiveServer, raw_clients: RawClients
 ) -> None:
     """64 MiB of zeros, about 64 KiB compressed, ends with 1009 and grows the server by less
     than 8 MiB."""
     payload = bomb()
-    client, _ = open_with(echo_server, opened, "permessage-deflate")
+    client, _ = open_with(echo_server, raw_clients, "permessage-deflate")
     before = rss_bytes(echo_server)
     client.send(frame(BINARY, payload, rsv=4))
     assert client.expect_close().close_code == 1009
@@ -277,13 +266,13 @@ def test_message_that_inflates_past_the_limit_is_1009(
 
 
 def test_fifty_bombs_at_once_stay_bounded(
-    live_servers: ServerFactory, server_kind: str, opened: list[RawClient]
+    live_servers: ServerFactory, server_kind: str, raw_clients: RawClients
 ) -> None:
     """50 connections sending such a message at once grow the server by less than twice the
     limit each."""
     server = live_servers(server_kind)
     payload = frame(BINARY, bomb(), rsv=4)
-    clients = [open_with(server, opened, "permessage-deflate")[0] for _ in range(50)]
+    clients = [open_with(server, raw_clients, "permessage-deflate")[0] for _ in range(50)]
     before = rss_bytes(server)
     for client in clients:
         client.send(payload)

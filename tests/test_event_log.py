@@ -13,13 +13,14 @@ import time
 import pytest
 
 from tests.conftest import ServerFactory
-from tests.live import HOST, LiveServer
+from tests.live import HOST, LOG_POLL_INTERVAL, LiveServer
 from tests.rawws import BINARY, CLOSE, TEXT, RawClient, close_payload, frame
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
 
-# Log lines are looked for every 0.1 s, for this long at most.
+# Log lines are looked for every LOG_POLL_INTERVAL, for this long at most (longer than other
+# tests wait: a slow reader is dropped only after keepalive and the close timeout).
 LOG_WAIT = 10.0
 
 
@@ -37,7 +38,7 @@ def client_lines(server: LiveServer, client: RawClient | str, event: str) -> lis
         lines = [line for line in server.log().splitlines() if pattern.search(line)]
         if lines:
             return lines
-        time.sleep(0.1)
+        time.sleep(LOG_POLL_INTERVAL)
     raise AssertionError(f"no event={event} for {name} in the log:\n{server.log()}")
 
 

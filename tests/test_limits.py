@@ -8,27 +8,19 @@ import os
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ServerFactory
 from tests.deflate import ClientDeflate
-from tests.live import HOST, LiveServer, connect_echo
+from tests.live import HOST, LiveServer, connect_echo, rss_bytes
 from tests.rawws import BINARY, CLOSE, PING, TEXT, RawClient, frame
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
 
 MIB = 1024 * 1024
-
-
-def rss_bytes(server: LiveServer) -> int:
-    for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS for the server process")
 
 
 def health(server: LiveServer) -> dict[str, object]:

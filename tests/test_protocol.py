@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import RawClients, ServerFactory
 from tests.live import HOST, LiveServer
 from tests.rawws import (
     BINARY,
@@ -27,27 +26,6 @@ from tests.rawws import (
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
-
-RawClients = Callable[..., RawClient]
-
-
-@pytest.fixture
-def raw_clients() -> Iterator[RawClients]:
-    """Opens raw connections for a test and closes every one of them afterwards."""
-    opened: list[RawClient] = []
-
-    def connect(server: LiveServer, *, handshake: bool = True, timeout: float = 10) -> RawClient:
-        client = (
-            RawClient.open(HOST, server.port)
-            if handshake
-            else RawClient(HOST, server.port, bound(timeout))
-        )
-        opened.append(client)
-        return client
-
-    yield connect
-    for client in opened:
-        client.close()
 
 
 def closes_with(
