@@ -76,6 +76,12 @@ class LiveServer:
     def log(self) -> str:
         return self.server.log()
 
+    def log_end(self) -> int:
+        """Where the log ends now. A client's lines are looked for only after the point where
+        the log stood before it connected: a live server serves many connections over a session,
+        and a local port that served one of them comes round again."""
+        return len(self.log())
+
     def terminate(self) -> None:
         """SIGTERM, leaving the process to shut down on its own."""
         self.server.process.terminate()

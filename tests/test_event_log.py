@@ -29,30 +29,30 @@ def name_of(client: RawClient) -> str:
     return f"{HOST}:{client.sock.getsockname()[1]}"
 
 
-def client_lines(server: LiveServer, client: RawClient | str, event: str) -> list[str]:
-    """The log lines of ``event`` for ``client``, once there is at least one."""
+def client_lines(server: LiveServer, client: RawClient | str, event: str, since: int) -> list[str]:
+    """The log lines of ``event`` for ``client`` after ``since``, once there is at least one."""
     name = client if isinstance(client, str) else name_of(client)
     pattern = re.compile(rf"event={event} client={re.escape(name)}( |$)")
     deadline = time.monotonic() + bound(LOG_WAIT)
     while time.monotonic() < deadline:
-        lines = [line for line in server.log().splitlines() if pattern.search(line)]
+        lines = [line for line in server.log()[since:].splitlines() if pattern.search(line)]
         if lines:
             return lines
         time.sleep(LOG_POLL_INTERVAL)
-    raise AssertionError(f"no event={event} for {name} in the log:\n{server.log()}")
+    raise AssertionError(f"no event={event} for {name} in the log:\n{server.log()[since:]}")
 
 
-def closed_code(server: LiveServer, client: RawClient | str) -> int:
-    (line,) = client_lines(server, client, "closed")
+def closed_code(server: LiveServer, client: RawClient | str, since: int) -> int:
+    (line,) = client_lines(server, client, "closed", since)
     match = re.search(r" code=(\d+) ", line)
     assert match is not None, line
     return int(match.group(1))
 
 
-def assert_no_warnings_about(server: LiveServer, client: RawClient) -> None:
+def assert_no_warnings_about(server: LiveServer, client: RawClient, since: int) -> None:
     """Nothing the client did is logged above INFO, nor as an unstructured line."""
     port = str(client.sock.getsockname()[1])
-    for line in server.log().splitlines():
+    for line in server.log()[since:].splitlines():
         if port in line:
             assert " WARNING " not in line, line
             assert " ERROR " not in line, line
@@ -62,19 +62,21 @@ def assert_no_warnings_about(server: LiveServer, client: RawClient) -> None:
 
 
 def test_client_close_is_logged(echo_server: LiveServer) -> None:
+    since = echo_server.log_end()
     with RawClient.open(HOST, echo_server.port) as client:
         client.send(frame(TEXT, b"hello") + frame(CLOSE, close_payload(4000)))
         client.expect_close(reply=False)
-        assert closed_code(echo_server, client) == 4000
+        assert closed_code(echo_server, client, since) == 4000
 
 
 def test_client_reset_is_logged(echo_server: LiveServer) -> None:
+    since = echo_server.log_end()
     client = RawClient.open(HOST, echo_server.port)
     client.send(frame(TEXT, b"hello"))
     client.recv_message()
     name = name_of(client)
     client.reset()
-    assert closed_code(echo_server, name) == 1006
+    assert closed_code(echo_server, name, since) == 1006
 
 
 @pytest.mark.parametrize(
@@ -83,44 +85,49 @@ def test_client_reset_is_logged(echo_server: LiveServer) -> None:
     ids=["protocol-error", "invalid-utf8"],
 )
 def test_failed_connection_is_logged(echo_server: LiveServer, wire: bytes, code: int) -> None:
+    since = echo_server.log_end()
     with RawClient.open(HOST, echo_server.port) as client:
         client.send(wire)
         client.expect_close()
-        (failure,) = client_lines(echo_server, client, "protocol_error")
+        (failure,) = client_lines(echo_server, client, "protocol_error", since)
         assert f" code={code} " in failure
-        assert closed_code(echo_server, client) == code
-        assert_no_warnings_about(echo_server, client)
+        assert closed_code(echo_server, client, since) == code
+        assert_no_warnings_about(echo_server, client, since)
 
 
 def test_too_big_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     server = live_servers(server_kind, ECHO_MAX_MESSAGE_SIZE="1000")
+    since = server.log_end()
     with RawClient.open(HOST, server.port) as client:
         client.send(frame(BINARY, bytes(1001)))
         assert client.expect_close().close_code == 1009
-        (too_big,) = client_lines(server, client, "too_big")
+        (too_big,) = client_lines(server, client, "too_big", since)
         assert "size=1001 limit=1000" in too_big
-        assert closed_code(server, client) == 1009
+        assert closed_code(server, client, since) == 1009
 
 
 def test_idle_timeout_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     server = live_servers(server_kind, ECHO_IDLE_TIMEOUT="0.5")
+    since = server.log_end()
     with RawClient.open(HOST, server.port) as client:
         assert client.expect_close().close_code == 1000
-        client_lines(server, client, "idle_timeout")
-        assert closed_code(server, client) == 1000
+        client_lines(server, client, "idle_timeout", since)
+        assert closed_code(server, client, since) == 1000
 
 
 def test_ping_timeout_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     server = live_servers(server_kind, ECHO_PING_INTERVAL="0.5", ECHO_PING_TIMEOUT="0.5")
+    since = server.log_end()
     with RawClient.open(HOST, server.port) as client:
         client.read_until_eof()
-        client_lines(server, client, "ping_timeout")
-        assert closed_code(server, client) == 1006
+        client_lines(server, client, "ping_timeout", since)
+        assert closed_code(server, client, since) == 1006
 
 
 def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     """A client that sends without ever reading is dropped by keepalive, and logged."""
     server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")
+    since = server.log_end()
     client = RawClient.open(HOST, server.port)
     client.sock.settimeout(bound(2))
     stop = threading.Event()
@@ -138,7 +145,7 @@ def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) ->
     sender = threading.Thread(target=flood)
     sender.start()
     try:
-        client_lines(server, client, "closed")
+        client_lines(server, client, "closed", since)
     finally:
         stop.set()
         sender.join(timeout=bound(10))
@@ -159,12 +166,13 @@ def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) ->
 def test_malformed_request_is_an_info_line(
     echo_server: LiveServer, request_bytes: bytes, status: int
 ) -> None:
+    since = echo_server.log_end()
     with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
         client.send(request_bytes)
         assert client.read_response().status == status
-        (refused,) = client_lines(echo_server, client, "http_refused")
+        (refused,) = client_lines(echo_server, client, "http_refused", since)
         assert f" status={status} " in refused
-        assert_no_warnings_about(echo_server, client)
+        assert_no_warnings_about(echo_server, client, since)
 
 
 @pytest.mark.parametrize(
@@ -180,8 +188,9 @@ def test_malformed_request_is_an_info_line(
 def test_refused_handshake_is_an_info_line(
     echo_server: LiveServer, options: dict[str, object], reason: str
 ) -> None:
+    since = echo_server.log_end()
     with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
         assert client.handshake(**options).status in (400, 403, 426)
-        (refused,) = client_lines(echo_server, client, "refused")
+        (refused,) = client_lines(echo_server, client, "refused", since)
         assert f" reason={reason}" in refused
-        assert_no_warnings_about(echo_server, client)
+        assert_no_warnings_about(echo_server, client, since)

@@ -117,13 +117,15 @@ async def assert_limit_enforced(server: LiveServer, limit: int) -> None:
         assert await asyncio.wait_for(ws.recv(), timeout=bound(20)) == at_limit
         await ws.send("x" * limit)
         assert await asyncio.wait_for(ws.recv(), timeout=bound(20)) == "x" * limit
+    since = server.log_end()
     async with connect_echo(url) as ws:
         await ws.send(os.urandom(limit + 1))
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), timeout=bound(20))
     assert closed.value.rcvd is not None, "the server dropped TCP instead of closing with 1009"
     assert closed.value.rcvd.code == 1009
-    await wait_for_log(server.log, f"event=too_big client=127.0.0.1:{ws.local_address[1]} ")
+    too_big = f"event=too_big client=127.0.0.1:{ws.local_address[1]} "
+    await wait_for_log(lambda: server.log()[since:], too_big)
     async with connect_echo(url) as ws:
         await ws.send("still serving")
         assert await asyncio.wait_for(ws.recv(), timeout=bound(10)) == "still serving"
