@@ -21,6 +21,10 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
   connection, is not logged at all.
 * A client's close without a code is answered with an empty close rather than 1000, and a
   close between the fragments of a message with 1002 rather than the client's code.
+* A client's close is answered as websockets reads it, ahead of the messages read with it: a
+  pong for a ping before it can carry the answer out first, and a message before it that is
+  not UTF-8 then gets the client's code back (or its echo goes out after the close frame)
+  instead of 1007.
 * Invalid UTF-8 in the first fragment of a text message is noticed only when the message ends.
 * Valid messages that arrive in the same read as a protocol error are never handed to the
   application, and TCP is closed the moment the close frame is written.
@@ -89,10 +93,19 @@ SUPPORTED_VERSION = "13"
 # The largest request head read, as daphne's (Twisted's): uvicorn reads heads of any size.
 MAX_REQUEST_HEAD = 16 * 1024
 UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+
+
+def close_frame(close: Close) -> bytes:
+    return Frame(Opcode.CLOSE, close.serialize()).serialize(mask=False)
+
+
 # A client's close without a code is answered with this (RFC 6455 allows either).
-NORMAL_CLOSE_FRAME = Frame(
-    Opcode.CLOSE, Close(CloseCode.NORMAL_CLOSURE, "").serialize()
-).serialize(mask=False)
+NORMAL_CLOSE_FRAME = close_frame(Close(CloseCode.NORMAL_CLOSURE, ""))
+
+
+def without_close(writes: list[bytes]) -> list[bytes]:
+    """websockets' writes without its close frame and end of stream: the pongs before them."""
+    return [chunk for chunk in writes if chunk and chunk[0] & 0x0F != Opcode.CLOSE]
 
 
 class LazyPerMessageDeflate(PerMessageDeflate):
@@ -244,6 +257,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     # The close frame of a failed connection (1002, 1007, 1009), with any control frames
     # written before it, waiting for the application to answer the messages before the error.
     held_writes: list[bytes] | None = None
+    # The pongs websockets wrote in the read that brought the client's close, which are sent
+    # with the answer to it once the messages before it are handled.
+    close_answer: list[bytes] | None = None
     failed = False
     client_finished = False
     application_done = False
@@ -284,15 +300,23 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.conn.handshake_exc is not None and not self.handshake_initiated:
             self.refuse_handshake()
             return
-        if self.conn.parser_exc is not None and self.conn.close_rcvd is not None:
-            self.close_inside_message()
-            return
-        # When websockets met an error, its close frame is already written, after the pongs of
-        # any pings before it; all of it waits until the messages before it are answered.
-        held = self.conn.data_to_send() if self.conn.parser_exc is not None else None
+        held = None
+        if self.conn.close_rcvd is not None:
+            if self.close_sent:
+                self.transport.close()  # the client answered the server's close
+                return
+            # websockets answered the client's close as it read it; the answer waits until the
+            # messages before it are handled, as one of them may yet fail the connection.
+            self.close_answer = without_close(self.conn.data_to_send())
+        elif self.conn.parser_exc is not None:
+            # websockets met an error: its close frame is written, after the pongs of any pings
+            # before it, and all of it waits until the messages before it are answered.
+            held = self.conn.data_to_send()
         self.handle_events()
         if held is not None:
-            self.fail(held)
+            self.fail(held, self.conn.close_sent)
+        elif self.close_answer is not None and not self.failed:
+            self.answer_close()
 
     def handle_connect(self, event: Request) -> None:
         # A missing or malformed version is left to websockets' checks (400).
@@ -395,38 +419,42 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def invalid_utf8(self, error: UnicodeDecodeError) -> None:
         if self.failed:
             return
-        self.conn.fail(CloseCode.INVALID_DATA, f"{error.reason} at position {error.start}")
-        self.fail(self.conn.data_to_send())
+        reason = f"{error.reason} at position {error.start}"
+        if self.close_answer is None:
+            self.conn.fail(CloseCode.INVALID_DATA, reason)
+            self.fail(self.conn.data_to_send(), self.conn.close_sent)
+            return
+        # The client's close came after this message: the message fails the connection first.
+        close = Close(CloseCode.INVALID_DATA, reason)
+        held, self.close_answer = [*self.close_answer, close_frame(close)], None
+        self.fail(held, close)
 
     def handle_close(self, event: Frame) -> None:
-        if self.failed:
-            return
-        close = self.conn.close_rcvd
-        if not self.close_sent and close is not None and close.code == CloseCode.NO_STATUS_RCVD:
-            self.conn.data_to_send()  # websockets' empty echo of the empty close
-            self.transport.write(NORMAL_CLOSE_FRAME)
-        super().handle_close(event)
+        """Nothing to do here: ``data_received`` answers the client's close (``answer_close``)
+        after the messages read with it, or ends TCP when it answers the server's close."""
 
-    def close_inside_message(self) -> None:
-        """websockets fails a close that arrives between the fragments of a message with 1002;
-        RFC 6455 (section 5.4) lets control frames come there, so it is answered as any close."""
-        self.conn.data_to_send()  # websockets' 1002
+    def answer_close(self) -> None:
+        """Answers the client's close with its own code and reason, or 1000 for a close without
+        a code. websockets answers 1005 (an empty close) to the one, and 1002 to a close between
+        the fragments of a message, which RFC 6455 (section 5.4) allows; the fragments are
+        dropped."""
         close = self.conn.close_rcvd
         assert close is not None
-        self.handle_events()
+        assert self.close_answer is not None
         self.frames, self.text_decoder, self.text_parts = [], None, None
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
         )
         if close.code == CloseCode.NO_STATUS_RCVD:
-            self.transport.write(NORMAL_CLOSE_FRAME)
+            reply = NORMAL_CLOSE_FRAME
         else:
-            frame = Frame(Opcode.CLOSE, close.serialize())
-            self.transport.write(frame.serialize(mask=False))
+            reply = close_frame(close)
+        self.transport.write(b"".join(self.close_answer) + reply)
+        self.close_answer = None
         self.transport.close()
 
-    def fail(self, held: list[bytes]) -> None:
-        """Fails the connection (RFC 6455 section 7.1.7), with websockets' close frame, in
+    def fail(self, held: list[bytes], close: Close | None) -> None:
+        """Fails the connection (RFC 6455 section 7.1.7) with ``close``, whose frame is in
         ``held``, sent once the application has answered the messages before the error.
 
         websockets fails a connection the moment it meets the error, often in the same read as
@@ -438,7 +466,6 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             assert self.held_writes is not None
             self.held_writes.extend(held)
             return
-        close = self.conn.close_sent
         assert close is not None
         self.failed = True
         self.held_writes = held

@@ -177,6 +177,38 @@ def test_message_before_an_error_is_echoed_first(
     assert client.expect_close().close_code == expected
 
 
+# Text that is not UTF-8, each kind, followed by the client's close in the same write.
+BAD_TEXT_BEFORE_A_CLOSE = {
+    **{name: wires for name, wires in INVALID_UTF8.items() if name != "close-reason"},
+    "bad-first-fragment": [frame(TEXT, b"\xff", fin=False)],
+}
+
+
+@pytest.mark.parametrize(
+    "wire", BAD_TEXT_BEFORE_A_CLOSE.values(), ids=BAD_TEXT_BEFORE_A_CLOSE.keys()
+)
+def test_bad_text_before_a_close_fails_the_connection(
+    raw_clients: RawClients, echo_server: LiveServer, wire: list[bytes]
+) -> None:
+    """Text that is not UTF-8 ends the connection with 1007 though the client's close follows
+    it in the same write: the error came first, and the client's code is not echoed. The
+    message and the ping before the error are answered, and nothing follows the close frame."""
+    client = raw_clients(echo_server)
+    client.send(
+        frame(TEXT, b"first")
+        + frame(PING, b"are you there")
+        + b"".join(wire)
+        + frame(CLOSE, close_payload(4000))
+    )
+    answered = []
+    while (received := client.recv_frame()).opcode != CLOSE:
+        answered.append((received.opcode, received.payload))
+    assert received.close_code == 1007
+    assert sorted(answered) == [(TEXT, b"first"), (PONG, b"are you there")]
+    client.sock.shutdown(socket.SHUT_WR)
+    client.expect_eof()
+
+
 def test_bad_utf8_fails_in_the_first_fragment(
     raw_clients: RawClients, echo_server: LiveServer
 ) -> None:

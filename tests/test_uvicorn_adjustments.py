@@ -17,11 +17,12 @@ import pytest
 from pytest_django import Settings
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.server import ServerState
+from websockets.exceptions import InvalidState
 from websockets.frames import Opcode
 
 from servers import SHUTDOWN_REASON
 from tests.peer import echo_application, settle
-from tests.rawws import CLOSE, TEXT, close_payload, frame
+from tests.rawws import CLOSE, PING, TEXT, close_payload, frame
 from tests.timing import bound
 from tests.uvicorn_harness import (
     HTTP_PROTOCOLS,
@@ -184,6 +185,30 @@ async def test_message_before_a_protocol_error_is_echoed(kind: str, connections:
     else:
         assert received.messages() == []
         assert connection.transport.closed
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_bad_text_before_a_close_fails_the_connection(kind: str, connections: Any) -> None:
+    """Text that is not UTF-8, read together with the client's close behind it, fails the
+    connection with 1007 after the echo of the message before it; stock: websockets answered
+    the close as it read it, and uvicorn's 1007 then raises out of ``data_received``."""
+    connection = connections(kind)
+    await connection.open()
+    wire = (
+        connection.peer.text("first")
+        + frame(PING, b"ping")
+        + frame(TEXT, b"\xff")
+        + frame(CLOSE, close_payload(4000))
+    )
+    if kind == "stock":
+        with pytest.raises(InvalidState):
+            connection.deliver(wire)
+        return
+    received = await connection.send(wire)
+    assert received.close is not None
+    assert received.close.code == 1007
+    assert received.messages() == ["first"]
+    assert received.frames[-1].opcode is Opcode.CLOSE
 
 
 @pytest.mark.parametrize("kind", KINDS)
