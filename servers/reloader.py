@@ -1,4 +1,5 @@
-"""``manage.py runserver``'s autoreloader, stopping the server gracefully on SIGTERM and Ctrl-C.
+"""``manage.py runserver``'s autoreloader, stopping the server gracefully on SIGTERM, on Ctrl-C
+and when a code change restarts it.
 
 With the autoreloader on (the default), runserver is two processes: a parent that restarts a
 child whenever the code changes, and the child, which serves from a thread while its main
@@ -6,7 +7,9 @@ thread watches files. Django's reloader ends both with ``sys.exit()`` on SIGTERM
 kills the child, and the child's serving thread dies with the process, so every WebSocket is
 dropped without a close frame. Here the parent passes SIGTERM (or Ctrl-C) on to the child and
 waits for it, and the child stops daphne's reactor, which closes open WebSockets with 1001 as
-it does without the reloader (``servers.daphne``), before it exits.
+it does without the reloader (``servers.daphne``), before it exits. A code change ends the
+child with ``sys.exit(3)`` from its file watcher, which would drop them too; the child stops the
+reactor the same way before it exits for the parent to start it again.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
     """The child: serves from a thread and watches files, until a file changes or a signal."""
     stopping = threading.Event()
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def stop_serving() -> None:
         if stopping.is_set():
             return
         stopping.set()
@@ -70,8 +73,16 @@ def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
         for thread in threading.enumerate():
             if thread.name == SERVING_THREAD:
                 thread.join(timeout=SHUTDOWN_GRACE + 1)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stop_serving()
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    autoreload.start_django(autoreload.get_reloader(), serve, **options)
+    try:
+        autoreload.start_django(autoreload.get_reloader(), serve, **options)
+    except SystemExit as exiting:
+        if exiting.code == RESTART:  # a file changed
+            stop_serving()
+        raise

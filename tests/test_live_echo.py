@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers import SHUTDOWN_REASON, launcher
@@ -312,3 +314,53 @@ async def test_runserver_with_the_autoreloader_closes_with_1001(
         assert re.search(r"event=closed client=\S+ code=1001 ", server.log()), server.log()
     finally:
         server.stop()
+
+
+async def save_until_closed(ws: ClientConnection, path: Path) -> None:
+    """Saves ``path`` (a new modification time) once a second until the connection ends: the
+    autoreloader looks every second, and sees a change only to a file it has looked at before."""
+    for _ in range(round(bound(15))):
+        os.utime(path)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.recv(), timeout=1)
+
+
+async def test_runserver_restarting_for_a_code_change_closes_with_1001(
+    tmp_path_factory: pytest.TempPathFactory, static_root: Path
+) -> None:
+    """When a code change makes the autoreloader restart ``manage.py runserver``, open
+    WebSockets get 1001 rather than a dropped connection, and the new process serves."""
+    log_dir = tmp_path_factory.mktemp("runserver-restart-logs")
+    process = launcher.start(
+        [sys.executable, "manage.py", "runserver", f"{HOST}:0"],
+        environment=server_environment("runserver", {"DJANGO_STATIC_ROOT": str(static_root)}),
+        log_path=log_dir / "runserver.log",
+        timeout=bound(30),
+    )
+    server = LiveServer("runserver", process)
+    edited = PROJECT_DIR / "echo" / "consumers.py"
+    saved = edited.stat()
+    try:
+        async with connect_echo(f"{server.ws_url}/echo") as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            with pytest.raises(ConnectionClosed) as closed:
+                await save_until_closed(ws, edited)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
+        await wait_for_log(server.log, " code=1001 ")  # the consumer heard it, and logged it
+        # The restarted process listens on a port of its own choosing (runserver was given 0).
+        port = None
+        for _ in range(round(bound(30) / 0.1)):
+            port = launcher.listening_port(process)
+            if port is not None and port != server.port and launcher.accepts(port):
+                break
+            await asyncio.sleep(0.1)
+        assert port is not None
+        assert port != server.port, "the autoreloader did not start the server again"
+        async with connect_echo(f"ws://{HOST}:{port}/echo") as ws:
+            await ws.send("after")
+            assert await ws.recv() == "after"
+    finally:
+        server.stop()
+        os.utime(edited, ns=(saved.st_atime_ns, saved.st_mtime_ns))
