@@ -46,8 +46,10 @@ def supervise() -> int:
     """The parent: runs the child until it exits other than to restart."""
     environment = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
     running: list[subprocess.Popen[bytes]] = []
+    stopping = threading.Event()
 
     def stop_child(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
         for child in running:
             child.send_signal(signal.SIGTERM)
 
@@ -59,6 +61,8 @@ def supervise() -> int:
         status = child.wait()
         if status != RESTART:
             return status
+        if stopping.is_set():
+            return 0  # told to stop while the child was restarting
 
 
 def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
@@ -66,8 +70,6 @@ def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
     stopping = threading.Event()
 
     def stop_serving() -> None:
-        if stopping.is_set():
-            return
         stopping.set()
         reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
         for thread in threading.enumerate():
@@ -75,6 +77,10 @@ def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
                 thread.join(timeout=SHUTDOWN_GRACE + 1)
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        # Ctrl-C reaches the child twice (from the terminal, and passed on by the parent): a
+        # second signal must not end the process while the first is closing WebSockets.
+        if stopping.is_set():
+            return
         stop_serving()
         sys.exit(0)
 
@@ -83,6 +89,6 @@ def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
     try:
         autoreload.start_django(autoreload.get_reloader(), serve, **options)
     except SystemExit as exiting:
-        if exiting.code == RESTART:  # a file changed
+        if exiting.code == RESTART and not stopping.is_set():  # a file changed
             stop_serving()
         raise

@@ -282,20 +282,27 @@ async def test_shutdown_closes_with_1001(
         server.stop()
 
 
-@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
-async def test_runserver_with_the_autoreloader_closes_with_1001(
-    stop: str, tmp_path_factory: pytest.TempPathFactory, static_root: Path
-) -> None:
-    """``manage.py runserver`` as a developer runs it, with the autoreloader (a parent process
-    restarting a child), closes open WebSockets with 1001 on SIGTERM and on Ctrl-C too."""
-    log_dir = tmp_path_factory.mktemp("runserver-reloader-logs")
+def start_runserver_with_reloader(log_dir: Path, static_root: Path) -> LiveServer:
+    """``manage.py runserver`` as a developer runs it: with the autoreloader, a parent process
+    that starts the serving child again whenever the code changes."""
     process = launcher.start(
         [sys.executable, "manage.py", "runserver", f"{HOST}:0"],
         environment=server_environment("runserver", {"DJANGO_STATIC_ROOT": str(static_root)}),
         log_path=log_dir / "runserver.log",
         timeout=bound(30),
     )
-    server = LiveServer("runserver", process)
+    return LiveServer("runserver", process)
+
+
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+async def test_runserver_with_the_autoreloader_closes_with_1001(
+    stop: str, tmp_path_factory: pytest.TempPathFactory, static_root: Path
+) -> None:
+    """``manage.py runserver`` as a developer runs it, with the autoreloader (a parent process
+    restarting a child), closes open WebSockets with 1001 on SIGTERM and on Ctrl-C too."""
+    server = start_runserver_with_reloader(
+        tmp_path_factory.mktemp("runserver-reloader-logs"), static_root
+    )
     try:
         async with connect_echo(f"{server.ws_url}/echo") as ws:
             await ws.send("before")
@@ -304,7 +311,7 @@ async def test_runserver_with_the_autoreloader_closes_with_1001(
                 server.terminate()
             else:
                 # A terminal's Ctrl-C: SIGINT to every process of the foreground group.
-                for each in process.processes():
+                for each in server.server.processes():
                     each.send_signal(signal.SIGINT)
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), timeout=bound(10))
@@ -330,14 +337,9 @@ async def test_runserver_restarting_for_a_code_change_closes_with_1001(
 ) -> None:
     """When a code change makes the autoreloader restart ``manage.py runserver``, open
     WebSockets get 1001 rather than a dropped connection, and the new process serves."""
-    log_dir = tmp_path_factory.mktemp("runserver-restart-logs")
-    process = launcher.start(
-        [sys.executable, "manage.py", "runserver", f"{HOST}:0"],
-        environment=server_environment("runserver", {"DJANGO_STATIC_ROOT": str(static_root)}),
-        log_path=log_dir / "runserver.log",
-        timeout=bound(30),
+    server = start_runserver_with_reloader(
+        tmp_path_factory.mktemp("runserver-restart-logs"), static_root
     )
-    server = LiveServer("runserver", process)
     edited = PROJECT_DIR / "echo" / "consumers.py"
     saved = edited.stat()
     try:
@@ -352,7 +354,7 @@ async def test_runserver_restarting_for_a_code_change_closes_with_1001(
         # The restarted process listens on a port of its own choosing (runserver was given 0).
         port = None
         for _ in range(round(bound(30) / 0.1)):
-            port = launcher.listening_port(process)
+            port = launcher.listening_port(server.server)
             if port is not None and port != server.port and launcher.accepts(port):
                 break
             await asyncio.sleep(0.1)
