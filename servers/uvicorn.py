@@ -21,10 +21,10 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
   connection, is not logged at all.
 * A client's close without a code is answered with an empty close rather than 1000, and a
   close between the fragments of a message with 1002 rather than the client's code.
-* A client's close is answered as websockets reads it, ahead of the messages read with it: a
-  pong for a ping before it can carry the answer out first, and a message before it that is
-  not UTF-8 then gets the client's code back (or its echo goes out after the close frame)
-  instead of 1007.
+* A client's close, or a protocol error, is answered as websockets reads it, ahead of the
+  messages read with it: a pong for a ping before it can carry the close frame out first, and
+  a message before it that is not UTF-8 gets the client's code, or 1002, instead of 1007 (and
+  its echo can go out after the close frame).
 * Invalid UTF-8 in the first fragment of a text message is noticed only when the message ends.
 * Valid messages that arrive in the same read as a protocol error are never handed to the
   application, and TCP is closed the moment the close frame is written.
@@ -257,9 +257,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     # The close frame of a failed connection (1002, 1007, 1009), with any control frames
     # written before it, waiting for the application to answer the messages before the error.
     held_writes: list[bytes] | None = None
-    # The pongs websockets wrote in the read that brought the client's close, which are sent
-    # with the answer to it once the messages before it are handled.
-    close_answer: list[bytes] | None = None
+    # The pongs websockets wrote in a read that ended in the client's close or in an error,
+    # sent with the close frame once the messages before it are handled.
+    pongs_before_close: list[bytes] | None = None
     failed = False
     client_finished = False
     application_done = False
@@ -300,23 +300,25 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.conn.handshake_exc is not None and not self.handshake_initiated:
             self.refuse_handshake()
             return
-        held = None
-        if self.conn.close_rcvd is not None:
-            if self.close_sent:
-                self.transport.close()  # the client answered the server's close
-                return
-            # websockets answered the client's close as it read it; the answer waits until the
-            # messages before it are handled, as one of them may yet fail the connection.
-            self.close_answer = without_close(self.conn.data_to_send())
-        elif self.conn.parser_exc is not None:
-            # websockets met an error: its close frame is written, after the pongs of any pings
-            # before it, and all of it waits until the messages before it are answered.
-            held = self.conn.data_to_send()
+        if self.conn.close_rcvd is None and self.conn.parser_exc is None:
+            self.handle_events()
+            return
+        if self.conn.close_rcvd is not None and self.close_sent:
+            self.transport.close()  # the client answered the server's close
+            return
+        # websockets answered the client's close, or failed the connection, as it read the
+        # frame, after the pongs of any pings before it. Its close frame waits until the
+        # messages before it are handled: one of them may fail the connection first.
+        written = self.conn.data_to_send()
+        self.pongs_before_close = without_close(written)
         self.handle_events()
-        if held is not None:
-            self.fail(held, self.conn.close_sent)
-        elif self.close_answer is not None and not self.failed:
+        if self.failed:
+            return
+        if self.conn.close_rcvd is not None:
             self.answer_close()
+        else:
+            self.pongs_before_close = None
+            self.fail(written, self.conn.close_sent)
 
     def handle_connect(self, event: Request) -> None:
         # A missing or malformed version is left to websockets' checks (400).
@@ -420,13 +422,14 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.failed:
             return
         reason = f"{error.reason} at position {error.start}"
-        if self.close_answer is None:
+        if self.pongs_before_close is None:
             self.conn.fail(CloseCode.INVALID_DATA, reason)
             self.fail(self.conn.data_to_send(), self.conn.close_sent)
             return
-        # The client's close came after this message: the message fails the connection first.
+        # The client's close, or an error, came after this message, in the same read: the
+        # message fails the connection first, and websockets' close frame is not sent.
         close = Close(CloseCode.INVALID_DATA, reason)
-        held, self.close_answer = [*self.close_answer, close_frame(close)], None
+        held, self.pongs_before_close = [*self.pongs_before_close, close_frame(close)], None
         self.fail(held, close)
 
     def handle_close(self, event: Frame) -> None:
@@ -440,7 +443,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         dropped."""
         close = self.conn.close_rcvd
         assert close is not None
-        assert self.close_answer is not None
+        assert self.pongs_before_close is not None
         self.frames, self.text_decoder, self.text_parts = [], None, None
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
@@ -449,8 +452,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             reply = NORMAL_CLOSE_FRAME
         else:
             reply = close_frame(close)
-        self.transport.write(b"".join(self.close_answer) + reply)
-        self.close_answer = None
+        self.transport.write(b"".join(self.pongs_before_close) + reply)
+        self.pongs_before_close = None
         self.transport.close()
 
     def fail(self, held: list[bytes], close: Close | None) -> None:

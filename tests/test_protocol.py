@@ -177,29 +177,28 @@ def test_message_before_an_error_is_echoed_first(
     assert client.expect_close().close_code == expected
 
 
-# Text that is not UTF-8, each kind, followed by the client's close in the same write.
-BAD_TEXT_BEFORE_A_CLOSE = {
+# Text that is not UTF-8, each kind; and what may follow it in the same write, none of which
+# is answered: the bad text came first.
+BAD_TEXT = {
     **{name: wires for name, wires in INVALID_UTF8.items() if name != "close-reason"},
     "bad-first-fragment": [frame(TEXT, b"\xff", fin=False)],
 }
+AFTER_BAD_TEXT = {
+    "then-close": frame(CLOSE, close_payload(4000)),
+    "then-rsv1": frame(TEXT, b"x", rsv=4),
+}
 
 
-@pytest.mark.parametrize(
-    "wire", BAD_TEXT_BEFORE_A_CLOSE.values(), ids=BAD_TEXT_BEFORE_A_CLOSE.keys()
-)
-def test_bad_text_before_a_close_fails_the_connection(
-    raw_clients: RawClients, echo_server: LiveServer, wire: list[bytes]
+@pytest.mark.parametrize("after", AFTER_BAD_TEXT.values(), ids=AFTER_BAD_TEXT.keys())
+@pytest.mark.parametrize("wire", BAD_TEXT.values(), ids=BAD_TEXT.keys())
+def test_bad_text_fails_the_connection_before_what_follows(
+    raw_clients: RawClients, echo_server: LiveServer, wire: list[bytes], after: bytes
 ) -> None:
-    """Text that is not UTF-8 ends the connection with 1007 though the client's close follows
-    it in the same write: the error came first, and the client's code is not echoed. The
-    message and the ping before the error are answered, and nothing follows the close frame."""
+    """Text that is not UTF-8 ends the connection with 1007 though the client's close, or
+    another error, follows it in the same write: the first error is the one reported. The
+    message and the ping before it are answered, and nothing follows the close frame."""
     client = raw_clients(echo_server)
-    client.send(
-        frame(TEXT, b"first")
-        + frame(PING, b"are you there")
-        + b"".join(wire)
-        + frame(CLOSE, close_payload(4000))
-    )
+    client.send(frame(TEXT, b"first") + frame(PING, b"are you there") + b"".join(wire) + after)
     answered = []
     while (received := client.recv_frame()).opcode != CLOSE:
         answered.append((received.opcode, received.payload))
