@@ -46,10 +46,11 @@ def supervise() -> int:
     """The parent: runs the child until it exits other than to restart."""
     environment = {**os.environ, autoreload.DJANGO_AUTORELOAD_ENV: "true"}
     running: list[subprocess.Popen[bytes]] = []
-    stopping = threading.Event()
+    stopping = False
 
     def stop_child(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        nonlocal stopping
+        stopping = True
         for child in running:
             child.send_signal(signal.SIGTERM)
 
@@ -61,25 +62,30 @@ def supervise() -> int:
         status = child.wait()
         if status != RESTART:
             return status
-        if stopping.is_set():
+        if stopping:
             return 0  # told to stop while the child was restarting
 
 
 def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
-    """The child: serves from a thread and watches files, until a file changes or a signal."""
-    stopping = threading.Event()
+    """The child: serves from a thread and watches files, until a file changes or a signal.
+
+    The stop flag is a plain variable: a signal handler can interrupt another (Ctrl-C reaches
+    the child twice, from the terminal and passed on by the parent), and one interrupted
+    inside ``threading.Event.set()`` would leave the other waiting for its lock forever.
+    """
+    stopping = False
 
     def stop_serving() -> None:
-        stopping.set()
+        nonlocal stopping
+        stopping = True
         reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
         for thread in threading.enumerate():
             if thread.name == SERVING_THREAD:
                 thread.join(timeout=SHUTDOWN_GRACE + 1)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        # Ctrl-C reaches the child twice (from the terminal, and passed on by the parent): a
-        # second signal must not end the process while the first is closing WebSockets.
-        if stopping.is_set():
+        # A second signal must not end the process while the first is closing WebSockets.
+        if stopping:
             return
         stop_serving()
         sys.exit(0)
@@ -89,6 +95,6 @@ def serve_and_watch(serve: Callable[..., None], **options: Any) -> None:
     try:
         autoreload.start_django(autoreload.get_reloader(), serve, **options)
     except SystemExit as exiting:
-        if exiting.code == RESTART and not stopping.is_set():  # a file changed
+        if exiting.code == RESTART and not stopping:  # a file changed
             stop_serving()
         raise
