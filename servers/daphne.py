@@ -150,10 +150,10 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     # proxy retries on another process.
     draining = False
     flush_deadline: IDelayedCall | None = None
-    # A failure (code and reason) whose close frame waits for the application; see
-    # _fail_connection.
     # The permessage-deflate offer accepted in the handshake, until the connection opens.
     compression: PerMessageDeflateOfferAccept | None = None
+    # A failure (code and reason) whose close frame waits for the application; see
+    # _fail_connection.
     held_failure: tuple[int, str] | None = None
     held_failure_deadline: IDelayedCall | None = None
     closed_by_client_while_held = False
