@@ -43,19 +43,13 @@ class Target:
 TARGETS = [
     Target("websockets", REFERENCE, True, "reference"),
     Target("aiohttp", AIOHTTP, group="peers"),
+    # Grouped by server: the order rotates each repetition but stays cyclic, so targets whose
+    # figures are compared with each other always run within a few minutes of each other.
     Target("project / daphne", launcher.command("daphne", PROJECT_APP)),
-    Target("project / uvicorn", launcher.command("uvicorn", PROJECT_APP)),
-    Target("project / granian", launcher.command("granian", PROJECT_APP), compression=False),
     # The cost of /metrics: the same project with it switched off.
     Target(
         "project, metrics off / daphne",
         launcher.command("daphne", PROJECT_APP),
-        group="metrics off",
-        settings=(("ECHO_METRICS", "off"),),
-    ),
-    Target(
-        "project, metrics off / uvicorn",
-        launcher.command("uvicorn", PROJECT_APP),
         group="metrics off",
         settings=(("ECHO_METRICS", "off"),),
     ),
@@ -65,15 +59,23 @@ TARGETS = [
         group="raw ASGI",
         compression=False,
     ),
+    Target(
+        "stock Channels / daphne", launcher.command("daphne", STOCK_APP), group="stock Channels"
+    ),
+    Target("project / uvicorn", launcher.command("uvicorn", PROJECT_APP)),
+    Target(
+        "project, metrics off / uvicorn",
+        launcher.command("uvicorn", PROJECT_APP),
+        group="metrics off",
+        settings=(("ECHO_METRICS", "off"),),
+    ),
     Target("raw ASGI / uvicorn", launcher.command("uvicorn", RAW_APP), group="raw ASGI"),
+    Target("project / granian", launcher.command("granian", PROJECT_APP), compression=False),
     Target(
         "raw ASGI / granian",
         launcher.command("granian", RAW_APP),
         group="raw ASGI",
         compression=False,
-    ),
-    Target(
-        "stock Channels / daphne", launcher.command("daphne", STOCK_APP), group="stock Channels"
     ),
 ]
 
