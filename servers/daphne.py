@@ -157,6 +157,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     held_failure: tuple[int, str] | None = None
     held_failure_deadline: IDelayedCall | None = None
     closed_by_client_while_held = False
+    # After a failure's close frame: what the client sends is read and dropped until it closes.
+    discarding = False
     client_backlogged = False
     reading_paused = False
 
@@ -262,7 +264,9 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """Reads from the client only while its echoes flow out and the application keeps up."""
         queue = getattr(self, "application_queue", None)
         application_behind = queue is not None and queue.qsize() >= MAX_PENDING_MESSAGES
-        pause = self.client_backlogged or application_behind or self.held_failure is not None
+        pause = not self.discarding and (
+            self.client_backlogged or application_behind or self.held_failure is not None
+        )
         if pause != self.reading_paused and self.transport is not None:
             self.reading_paused = pause
             if pause:
@@ -339,7 +343,27 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         super()._fail_connection(code, reason)
         if self.closed_by_client_while_held:
             self.dropConnection()
+        else:
+            self.discard_until_closed()
         self.update_reading()
+
+    def discard_until_closed(self) -> None:
+        """Ends the server's side of TCP after the close frame and reads on, dropping every byte,
+        until the client closes (autobahn's close-handshake timeout, CLOSE_TIMEOUT, at most).
+
+        Parsing stopped at the frame that failed while the close was held, so autobahn would
+        parse that frame again at the next read, fail again and close the socket at once: with
+        the client's bytes unread, the kernel answers them with a reset, which can destroy the
+        close frame before the client reads it. The client's close frame is dropped like the
+        rest; its FIN, or the timeout, ends the connection.
+        """
+        self.discarding = True
+        self.transport.loseWriteConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.discarding:
+            return
+        super().dataReceived(data)
 
     def __repr__(self) -> str:
         # daphne's reads attributes set only once the handshake is read; autobahn formats the

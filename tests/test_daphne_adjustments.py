@@ -33,7 +33,7 @@ from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
 from tests.daphne_harness import DaphneServer, deaf_application
 from tests.deflate import ClientDeflate
 from tests.peer import Peer, echo_application
-from tests.rawws import TEXT, frame
+from tests.rawws import BINARY, TEXT, frame
 
 KINDS = ["project", "stock"]
 
@@ -154,6 +154,23 @@ async def test_message_before_a_protocol_error_is_echoed(kind: str, daphne_serve
         assert [frame.opcode for frame in received.frames][-1] is Opcode.CLOSE
     else:
         assert received.messages() == []
+
+
+async def test_bytes_after_a_failure_are_dropped_until_the_client_closes(
+    daphne_servers: Any,
+) -> None:
+    """After the close frame of a protocol error the server ends its writing side and drops
+    what the client still sends, until it closes. Parsing stopped at the bad frame while the
+    close was held: parsed again, it would fail again and close the socket at once, with the
+    client's bytes unread, which the kernel answers with a reset."""
+    connection = daphne_servers("project").connect()
+    await connection.open()
+    received = await connection.send(frame(TEXT, b"bad", rsv=4))
+    assert received.close is not None
+    assert received.close.code == 1002
+    connection.deliver(frame(BINARY, b"still sending") + frame(TEXT, b"bad", rsv=4))
+    written, disconnecting = connection.take_written()
+    assert (written, disconnecting, connection.transport.write_closed) == (b"", False, True)
 
 
 async def test_close_waits_at_most_the_failure_grace(

@@ -186,6 +186,7 @@ BAD_TEXT = {
 AFTER_BAD_TEXT = {
     "then-close": frame(CLOSE, close_payload(4000)),
     "then-rsv1": frame(TEXT, b"x", rsv=4),
+    "then-too-big": frame(BINARY, b"x" * (1024 * 1024 + 1)),
 }
 
 
@@ -257,6 +258,33 @@ def test_client_can_answer_the_close_of_a_failed_connection(
         pass
     assert received.close_code == 1002
     client.send(frame(CLOSE, close_payload(1002)))
+    assert client.sock.recv(65536) == b""
+
+
+# An error, each kind, followed in the same write by more than the socket buffers hold.
+ERRORS_WHILE_SENDING = {
+    "1002-rsv1": (frame(TEXT, b"bad", rsv=4), 1002),
+    "1007-bad-text": (frame(TEXT, b"\xff"), 1007),
+    "1009-too-big": (frame(BINARY, b"x" * (1024 * 1024 + 1)), 1009),
+}
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"), ERRORS_WHILE_SENDING.values(), ids=ERRORS_WHILE_SENDING.keys()
+)
+def test_failed_connection_ends_cleanly_while_the_client_still_sends(
+    raw_clients: RawClients, echo_server: LiveServer, wire: bytes, expected: int
+) -> None:
+    """After the close frame of an error the server reads and drops what the client is still
+    sending, until the client closes: a socket closed with those bytes unread is answered with
+    a reset, which can destroy the close frame before the client has read it."""
+    client = raw_clients(echo_server)
+    client.send(wire + frame(BINARY, b"y" * 1024 * 1024) * 4)
+    while (received := client.recv_frame()).opcode != CLOSE:
+        pass
+    assert received.close_code == expected
+    client.send(frame(CLOSE, close_payload(expected)))
+    client.sock.shutdown(socket.SHUT_WR)
     assert client.sock.recv(65536) == b""
 
 

@@ -144,6 +144,12 @@ METHODS = [
     ),
     (
         WebSocketProtocol,
+        "dataReceived",
+        "autobahn.twisted.websocket.WebSocketAdapterProtocol",
+        ["self", "data"],
+    ),
+    (
+        WebSocketProtocol,
         "_parseExtensionsHeader",
         "autobahn.websocket.protocol.WebSocketProtocol",
         ["self", "header", "removeQuotes"],
