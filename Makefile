@@ -78,7 +78,7 @@ $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.lock
 	$(PIP_INSTALL) -r bench/requirements.lock
 	touch $@
 
-## The benchmark against the peers (about 30 minutes); results in bench/results/
+## The benchmark against the peers (about 35 minutes); results in bench/results/
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench.run
 

@@ -1,6 +1,6 @@
 """Run every workload against every target, interleaved, and write the report.
 
-    python -m bench.run            # the full run (about 30 minutes on 2 cores)
+    python -m bench.run            # the full run (about 35 minutes on 2 cores)
     python -m bench.run --quick    # a one-minute smoke run
 
 Targets run in turn, A B C ... A B C ..., for several repetitions, each starting fresh on a free
@@ -39,11 +39,11 @@ class Workload:
     seconds: float = 10.0
     json: bool = False
     compress: bool = False
-    # Measured in a server process of its own: memory the process freed after an earlier
-    # workload would otherwise be reused and not show.
+    # Measured in a server process of its own (each sample in one of its own): memory the
+    # process freed after an earlier workload would otherwise be reused and not show.
     fresh_process: bool = False
-    # Load-generator runs per server start, each figure being their median: on two cores W1
-    # differs from one run to the next by several per cent within the same server process
+    # Runs per repetition, each figure being their median. On two cores W1 differs by several
+    # per cent from one load-generator run to the next and from one server start to the next
     # (docs/performance.md), more than the 3% some targets must tell apart.
     samples: int = 1
 
@@ -53,7 +53,9 @@ class Workload:
 
 
 FULL = [
-    Workload("W1", "50 connections, 32 B text ping-pong", 50, seconds=3, samples=5),
+    Workload(
+        "W1", "50 connections, 32 B text ping-pong", 50, seconds=3, fresh_process=True, samples=5
+    ),
     Workload("W2", "1 connection, 32 B text ping-pong", 1, seconds=5),
     Workload("W3", "10 connections, 64 KiB binary ping-pong", 10, 65536, True, seconds=10),
     Workload("W4", "5,000 idle connections", 5000),
@@ -122,9 +124,8 @@ def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> 
     }
 
 
-def sampled(server: RunningServer, workload: Workload) -> dict:
-    """The median of each figure over the workload's samples; errors are summed."""
-    samples = [ping_pong(server, workload) for _ in range(workload.samples)]
+def median_of(samples: list[dict]) -> dict:
+    """Each figure's median over a workload's samples; errors are summed."""
     result = {key: statistics.median(sample[key] for sample in samples) for key in samples[0]}
     result["errors"] = sum(sample["errors"] for sample in samples)
     return result
@@ -160,21 +161,29 @@ def idle(server: RunningServer, workload: Workload) -> dict:
 WARM_UP = Workload("warm-up", "", 10, seconds=1)
 
 
-def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[str, dict]:
+def warm_start(target: Target, log_dir: Path) -> RunningServer:
     server = start(target, log_dir)
+    ping_pong(server, WARM_UP)
+    return server
+
+
+def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[str, dict]:
+    server, fresh = warm_start(target, log_dir), True
     try:
-        ping_pong(server, WARM_UP)
         results = {}
         for workload in workloads:
             if workload.compress and not target.compression:
                 continue
-            if workload.fresh_process:
-                server.stop()
-                server = start(target, log_dir)
-                ping_pong(server, WARM_UP)
-            results[workload.key] = (
-                idle(server, workload) if workload.idle else sampled(server, workload)
-            )
+            samples = []
+            for _ in range(workload.samples):
+                if workload.fresh_process and not fresh:
+                    server.stop()
+                    server = warm_start(target, log_dir)
+                samples.append(
+                    idle(server, workload) if workload.idle else ping_pong(server, workload)
+                )
+                fresh = False
+            results[workload.key] = median_of(samples)
         return results
     finally:
         server.stop()
