@@ -94,17 +94,28 @@ def start(
             stderr=subprocess.STDOUT,
         )
     server = ServerProcess(process, 0, log_path)
+    try:
+        server.port = wait_until_listening(server, timeout)
+    except TimeoutError:
+        server.stop()
+        raise
+    return server
+
+
+def wait_until_listening(server: ServerProcess, timeout: float, *, other_than: int = 0) -> int:
+    """The port on HOST that ``server`` listens and accepts connections on, once it does; with
+    ``other_than``, a port other than that one, for a server that starts again on a port of
+    its own choosing (runserver's autoreloader)."""
+    argv = server.process.args
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{argv} exited with {process.returncode}:\n{server.log()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{argv} exited with {server.process.returncode}:\n{server.log()}")
         port = listening_port(server)
-        if port is not None and accepts(port):
-            server.port = port
-            return server
+        if port is not None and port != other_than and accepts(port):
+            return port
         time.sleep(POLL_INTERVAL)
-    server.stop()
-    raise RuntimeError(f"{argv} did not listen on {HOST} within {timeout} s:\n{server.log()}")
+    raise TimeoutError(f"{argv} did not listen on {HOST} within {timeout} s:\n{server.log()}")
 
 
 def listening_port(server: ServerProcess) -> int | None:

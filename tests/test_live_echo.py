@@ -352,14 +352,7 @@ async def test_runserver_restarting_for_a_code_change_closes_with_1001(
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, SHUTDOWN_REASON)
         await wait_for_log(server.log, " code=1001 ")  # the consumer heard it, and logged it
         # The restarted process listens on a port of its own choosing (runserver was given 0).
-        port = None
-        for _ in range(round(bound(30) / 0.1)):
-            port = launcher.listening_port(server.server)
-            if port is not None and port != server.port and launcher.accepts(port):
-                break
-            await asyncio.sleep(0.1)
-        assert port is not None
-        assert port != server.port, "the autoreloader did not start the server again"
+        port = launcher.wait_until_listening(server.server, bound(30), other_than=server.port)
         async with connect_echo(f"ws://{HOST}:{port}/echo") as ws:
             await ws.send("after")
             assert await ws.recv() == "after"
