@@ -3,10 +3,11 @@
     python -m bench.run            # the full run (about 35 minutes on 2 cores)
     python -m bench.run --quick    # a one-minute smoke run
 
-Targets run in turn, A B C ... A B C ..., for several repetitions, each starting fresh on a free
-loopback port; medians and the spread (min-max) are reported with every figure's ratio to the
-``websockets`` reference. Results go to ``bench/results/<timestamp>/``: ``results.json``,
-``report.md`` and ``chart.png``.
+W1 runs first, in rounds: each round starts every target once and measures it, the order
+reversed every other round. The other workloads follow in repetitions: targets in turn, A B C
+... A B C ..., each starting fresh on a free loopback port. Medians and the spread (min-max) are
+reported with every figure's ratio to the ``websockets`` reference. Results go to
+``bench/results/<timestamp>/``: ``results.json``, ``report.md`` and ``chart.png``.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class Workload:
     seconds: float = 10.0
     json: bool = False
     compress: bool = False
-    # Measured in a server process of its own (each sample in one of its own): memory the
-    # process freed after an earlier workload would otherwise be reused and not show.
+    # Measured in a server process of its own: memory the process freed after an earlier
+    # workload would otherwise be reused and not show.
     fresh_process: bool = False
-    # Runs per repetition, each figure being their median. On two cores W1 differs by several
-    # per cent from one load-generator run to the next and from one server start to the next
+    # Measured in rounds of its own instead of within each target's repetition, this many per
+    # repetition: each round gives every target one run in a server process of its own, the
+    # targets seconds apart (``rounds``). On two cores W1 differs by several per cent from one
+    # run to the next, from one server start to the next and from one minute to the next
     # (docs/performance.md), more than the 3% some targets must tell apart.
-    samples: int = 1
+    rounds: int = 0
 
     @property
     def idle(self) -> bool:
@@ -53,9 +56,7 @@ class Workload:
 
 
 FULL = [
-    Workload(
-        "W1", "50 connections, 32 B text ping-pong", 50, seconds=3, fresh_process=True, samples=5
-    ),
+    Workload("W1", "50 connections, 32 B text ping-pong", 50, seconds=3, rounds=5),
     Workload("W2", "1 connection, 32 B text ping-pong", 1, seconds=5),
     Workload("W3", "10 connections, 64 KiB binary ping-pong", 10, 65536, True, seconds=10),
     Workload("W4", "5,000 idle connections", 5000),
@@ -77,7 +78,7 @@ FULL = [
     ),
 ]
 QUICK = [
-    Workload("W1", FULL[0].title, 50, seconds=2),
+    Workload("W1", FULL[0].title, 50, seconds=2, rounds=1),
     Workload("W2", FULL[1].title, 1, seconds=1),
     Workload("W3", FULL[2].title, 10, 65536, True, seconds=2),
     Workload("W4", "500 idle connections", 500),
@@ -124,13 +125,6 @@ def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> 
     }
 
 
-def median_of(samples: list[dict]) -> dict:
-    """Each figure's median over a workload's samples; errors are summed."""
-    result = {key: statistics.median(sample[key] for sample in samples) for key in samples[0]}
-    result["errors"] = sum(sample["errors"] for sample in samples)
-    return result
-
-
 def idle(server: RunningServer, workload: Workload) -> dict:
     rss_before = server.rss_bytes()
     worker = subprocess.Popen(
@@ -168,25 +162,54 @@ def warm_start(target: Target, log_dir: Path) -> RunningServer:
 
 
 def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[str, dict]:
+    """One repetition of the workloads not measured in rounds, on one server start (and one
+    more for each workload that needs a process of its own)."""
     server, fresh = warm_start(target, log_dir), True
     try:
         results = {}
         for workload in workloads:
-            if workload.compress and not target.compression:
+            if workload.rounds or (workload.compress and not target.compression):
                 continue
-            samples = []
-            for _ in range(workload.samples):
-                if workload.fresh_process and not fresh:
-                    server.stop()
-                    server = warm_start(target, log_dir)
-                samples.append(
-                    idle(server, workload) if workload.idle else ping_pong(server, workload)
-                )
-                fresh = False
-            results[workload.key] = median_of(samples)
+            if workload.fresh_process and not fresh:
+                server.stop()
+                server = warm_start(target, log_dir)
+            results[workload.key] = (
+                idle(server, workload) if workload.idle else ping_pong(server, workload)
+            )
+            fresh = False
         return results
     finally:
         server.stop()
+
+
+def rounds(
+    targets: list[Target], workload: Workload, count: int, log_dir: Path
+) -> dict[str, list[dict]]:
+    """``workload`` in ``count`` rounds, each running every target once in a fresh server
+    process, in the order of TARGETS and reversed every other round.
+
+    Targets compared with each other are neighbours in TARGETS, so within a round they run
+    seconds apart, and each target's run i pairs with its neighbour's run i: the ratio of the
+    two cancels the machine's slower and faster minutes (``bench.report.ratio``). Reversing
+    the order keeps them neighbours while no target always runs first.
+    """
+    runs: dict[str, list[dict]] = {target.name: [] for target in targets}
+    started = time.monotonic()
+    for index in range(count):
+        order = targets if index % 2 == 0 else targets[::-1]
+        print(f"[round {index + 1:2d}/{count}] {time.monotonic() - started:5.0f}s  {workload.key}")
+        for target in order:
+            server = warm_start(target, log_dir)
+            try:
+                result = ping_pong(server, workload)
+            finally:
+                server.stop()
+            runs[target.name].append(result)
+            print(
+                f"          {target.name}: {result['echoes_per_second']:,.0f}/s, "
+                f"{result['errors']} errors"
+            )
+    return runs
 
 
 def loadgen_check(targets: list[Target], workload: Workload, log_dir: Path) -> list[dict]:
@@ -265,8 +288,14 @@ def main() -> None:
     runs: dict[str, dict[str, list[dict]]] = {
         t.name: {w.key: [] for w in workloads} for t in targets
     }
-    steps, step = repetitions * len(targets), 0
     started = time.monotonic()
+    for workload in workloads:
+        if workload.rounds:
+            for name, results in rounds(
+                targets, workload, repetitions * workload.rounds, log_dir
+            ).items():
+                runs[name][workload.key] = results
+    steps, step = repetitions * len(targets), 0
     for repetition in range(repetitions):
         # Rotate the order each repetition, so no target always runs first or last.
         order = targets[repetition % len(targets) :] + targets[: repetition % len(targets)]
@@ -292,6 +321,7 @@ def main() -> None:
         "machine": machine(),
         "quick": args.quick,
         "repetitions": repetitions,
+        "rounds": {w.key: repetitions * w.rounds for w in workloads if w.rounds},
         "workloads": {w.key: w.title for w in workloads},
         "targets": {t.name: {"group": t.group, "reference": t.reference} for t in targets},
         "runs": runs,
