@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from servers.daphne import EchoHTTPFactory, EchoWebSocketProtocol
+from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
 from tests.peer import InMemoryConnection
 
 CLIENT = address.IPv4Address("TCP", "127.0.0.1", 50000)
@@ -77,7 +77,9 @@ class DaphneServer:
     """daphne's ``Server`` with the factories ``Server.run()`` makes, without a reactor."""
 
     def __init__(self, kind: str, application: Any) -> None:
-        self.server = Server(application, endpoints=["tcp:port=0:interface=127.0.0.1"])
+        self.server = (EchoServer if kind == "project" else Server)(
+            application, endpoints=["tcp:port=0:interface=127.0.0.1"]
+        )
         self.server.connections = {}
         self.server.http_factory = (EchoHTTPFactory if kind == "project" else HTTPFactory)(
             self.server

@@ -10,8 +10,11 @@ this list was checked against. The behaviour each adjustment gives is tested in
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import httptools
 import pytest
@@ -190,6 +193,8 @@ METHODS = [
     # The sweep that calls check_timeouts, and the factories install() replaces.
     (Server, "timeout_checker", "daphne.server.Server", ["self"]),
     (Server, "kill_all_applications", "daphne.server.Server", ["self"]),
+    (Server, "create_application", "daphne.server.Server", ["self", "protocol", "scope"]),
+    (Server, "handle_reply", "daphne.server.Server", ["self", "protocol", "message"]),
     (HTTPFactory, "__init__", "daphne.http_protocol.HTTPFactory", ["self", "server"]),
     (
         WebSocketFactory,
@@ -541,6 +546,30 @@ def test_daphne_builds_its_factories_when_it_runs() -> None:
     assert "WebSocketFactory(self" in run
     assert daphne_server.HTTPFactory is daphne_adjustments.EchoHTTPFactory
     assert "protocol" in vars(WebSocketFactory)
+
+
+def statements(function: Any) -> list[str]:
+    """A function's body as syntax trees, without its docstring: comments and line breaks
+    do not count."""
+    (definition,) = ast.parse(textwrap.dedent(inspect.getsource(function))).body
+    assert isinstance(definition, ast.FunctionDef)
+    body = definition.body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return [ast.dump(statement) for statement in body]
+
+
+def test_daphne_creates_applications_as_echo_server_does() -> None:
+    """``EchoServer.create_application`` is daphne's, statement for statement, but for the
+    queue it hands the application: a release that changes daphne's must be read again."""
+    stock = [
+        statement.replace(
+            "Call(func=Attribute(value=Name(id='asyncio', ctx=Load()), attr='Queue', ctx=Load())",
+            "Call(func=Name(id='ApplicationQueue', ctx=Load())",
+        )
+        for statement in statements(Server.create_application)
+    ]
+    assert stock == statements(daphne_adjustments.EchoServer.create_application)
 
 
 def test_daphne_commands_build_their_server_from_a_class_attribute() -> None:
