@@ -190,7 +190,7 @@ def rounds(
 
     Targets compared with each other are neighbours in TARGETS, so within a round they run
     seconds apart, and each target's run i pairs with its neighbour's run i: the ratio of the
-    two cancels the machine's slower and faster minutes (``bench.report.ratio``). Reversing
+    two cancels the machine's slower and faster minutes (``bench.report.paired_ratio``). Reversing
     the order keeps them neighbours while no target always runs first.
     """
     runs: dict[str, list[dict]] = {target.name: [] for target in targets}
