@@ -307,7 +307,7 @@ async def test_an_application_queue_costs_little_memory(kind: str, daphne_server
         allocated, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(queues) == len(connections)
+    assert None not in queues  # every application started, each with its queue
     assert (allocated / len(connections) < 2048) is (kind == "project")
 
 
