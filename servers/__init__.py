@@ -35,6 +35,21 @@ COMPRESSION_MEMORY_LEVEL = 5
 
 Client = tuple[str, int] | list[object] | None
 
+# The reason of a 1009 close, under every server.
+TOO_BIG_REASON = "message too big"
+
+
+def compressed_size_bound(size: int) -> int:
+    """The most bytes a compressed message of ``size`` inflated bytes may take on the wire.
+
+    The limit counts inflated bytes, but incompressible data grows a little when deflated, so a
+    message of exactly the limit arrives as a frame somewhat larger than the limit. This is
+    zlib's ``deflateBound`` for any window and memory level (fixed Huffman blocks, about 13%
+    over), with room for the flush marker: nothing a deflate encoder makes of ``size`` bytes is
+    larger, and the wire size of a compressed message stays bounded.
+    """
+    return size + (size >> 3) + (size >> 8) + (size >> 9) + 64
+
 
 def peer_name(client: Client) -> str:
     """A client as the service's log lines name it: ``host:port``, or ``[v6 host]:port``."""
@@ -72,6 +87,17 @@ def log_protocol_error(client: Client, code: int, detail: str) -> None:
         peer_name(client),
         code,
         json.dumps(detail),
+    )
+
+
+def log_too_big(client: Client, size: int | None, limit: int) -> None:
+    """A message refused with 1009. ``size`` is None where it is not known: a compressed message
+    is inflated only up to the limit, so how far past it the whole would go is never computed."""
+    logger.info(
+        "event=too_big client=%s size=%s limit=%d",
+        peer_name(client),
+        "unknown" if size is None else size,
+        limit,
     )
 
 

@@ -37,9 +37,13 @@ WebSocket clients are right, cannot live with:
 * Every connection gets an ``asyncio.Queue`` for the messages its application has not read: three
   deques and an ``Event``, over 3 KiB of an idle connection's 20, where a list and one future
   do the same.
+* autobahn counts a compressed message's bytes on the wire against the size limit, so a message of
+  the limit that does not compress is refused; and it refuses to send an echo whose compressed
+  form is over the limit (1011, and a traceback at ERROR).
 * Nothing pushes back on a client that sends without reading: daphne queues every message for
   the application without bound and Twisted buffers every echo, so one such client can grow
-  the process by as much as it sends.
+  the process by as much as it sends; and pausing the socket would not stop the frames of a read
+  already taken in, which autobahn parses and inflates all at once.
 
 ``install()`` makes every daphne server in the process use the classes below; ``servers.apps``
 calls it when Django starts, so it holds under ``manage.py runserver`` and the ``daphne`` command
@@ -54,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
@@ -84,11 +89,14 @@ from servers import (
     COMPRESSION_WINDOW_BITS,
     FAILURE_GRACE,
     SHUTDOWN_REASON,
+    TOO_BIG_REASON,
     Client,
+    compressed_size_bound,
     log_http_refused,
     log_ping_timeout,
     log_protocol_error,
     log_refused_handshake,
+    log_too_big,
     peer_name,
     plain_response,
 )
@@ -100,7 +108,8 @@ SUPPORTED_VERSION = 13
 MAX_CLOSE_REASON_BYTES = 123
 # Reading from a client pauses while more than this waits in Twisted's write buffer for it...
 WRITE_HIGH_WATER = 256 * 1024
-# ...or while this many of its messages wait for the application.
+# ...or while this many of its messages, or ECHO_MAX_MESSAGE_SIZE bytes of them, wait for the
+# application.
 MAX_PENDING_MESSAGES = 16
 # On shutdown, open WebSockets get this long to answer their 1001 close before the process exits.
 SHUTDOWN_GRACE = 5.0
@@ -165,12 +174,19 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     discarding = False
     client_backlogged = False
     reading_paused = False
+    max_message_size = 0
+    # The bytes the message being read has taken on the wire so far.
+    message_wire_size = 0
 
     def connectionMade(self) -> None:
         # autobahn copies its options from the factory only where the connection has none of
         # its own, so setting them before it starts makes the project's settings the ones used.
-        self.maxMessagePayloadSize = settings.ECHO_MAX_MESSAGE_SIZE
-        self.maxFramePayloadSize = settings.ECHO_MAX_MESSAGE_SIZE
+        # autobahn counts a compressed message's wire bytes against its limits, and refuses to
+        # send an echo whose compressed form is over them: the limit is the project's, in
+        # inflated bytes (onMessageFrameBegin, and the deflate extension's own bound).
+        self.maxMessagePayloadSize = 0
+        self.maxFramePayloadSize = 0
+        self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.openHandshakeTimeout = settings.ECHO_HANDSHAKE_TIMEOUT
         self.autoPingInterval = settings.ECHO_PING_INTERVAL
         self.autoPingTimeout = settings.ECHO_PING_TIMEOUT
@@ -265,9 +281,12 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """Twisted's signal that the connection is gone; connectionLost does the cleaning up."""
 
     def update_reading(self) -> None:
-        """Reads from the client only while its echoes flow out and the application keeps up."""
+        """Reads from the client only while its echoes flow out and the application keeps up;
+        the application's queue calls back as soon as it has caught up."""
         queue = getattr(self, "application_queue", None)
-        application_behind = queue is not None and queue.qsize() >= MAX_PENDING_MESSAGES
+        application_behind = queue is not None and queue.behind()
+        if application_behind:
+            queue.on_caught_up = self.update_reading
         pause = not self.discarding and (
             self.client_backlogged or application_behind or self.held_failure is not None
         )
@@ -277,21 +296,53 @@ class EchoWebSocketProtocol(WebSocketProtocol):
                 self.transport.pauseProducing()
             else:
                 self.transport.resumeProducing()
+                if self.data:
+                    self.consumeData()  # the frames read before the pause
 
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        super().onMessage(payload, isBinary)
-        self.update_reading()
+    def processData(self) -> bool:
+        """autobahn's parsing of what has been read, one frame at a time, stopping between
+        frames while reading is paused: one read can hold hundreds of small compressed frames,
+        each inflating to nearly the limit, and pausing the socket alone would not stop them."""
+        if self.reading_paused and self.current_frame is None:
+            return False
+        return super().processData()  # type: ignore[no-any-return]
+
+    def onMessageBegin(self, isBinary: bool) -> None:
+        super().onMessageBegin(isBinary)
+        self.message_wire_size = 0
+
+    def onMessageFrameBegin(self, length: int) -> None:
+        """Refuses a message over the limit as soon as its frame headers say so. Uncompressed,
+        the wire bytes are the message's; compressed, inflation is bounded by the extension
+        (``BoundedPerMessageDeflate``), and the wire bytes only by what deflate can make of
+        the limit at worst."""
+        super().onMessageFrameBegin(length)
+        if self.failedByMe:
+            return
+        self.message_wire_size += length
+        if self._isMessageCompressed:
+            if self.message_wire_size > compressed_size_bound(self.max_message_size):
+                self.refuse_too_big(None)
+        elif self.message_wire_size > self.max_message_size:
+            self.refuse_too_big(self.message_wire_size)
 
     def _max_message_size_exceeded(self, msg_size: int, max_msg_size: int, reason: str) -> None:
-        """autobahn's hook for a message over the limit: the 1009 it sends is logged here, the
-        only place that knows the size (the application never sees the message)."""
-        logger.info(
-            "event=too_big client=%s size=%d limit=%d",
-            peer_name(self.client()),
-            msg_size,
-            max_msg_size,
-        )
-        super()._max_message_size_exceeded(msg_size, max_msg_size, reason)
+        """autobahn's hook, called (its own size checks being off) when a compressed message
+        inflates past the limit; inflation stops there, so its whole size is unknown."""
+        self.refuse_too_big(None)
+
+    def refuse_too_big(self, size: int | None) -> None:
+        """Fails the connection with 1009, logged here: the application never sees the message."""
+        log_too_big(self.client(), size, self.max_message_size)
+        self._fail_connection(self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG, TOO_BIG_REASON)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.state != self.STATE_OPEN:
+            # After the server's close frame, a message has nowhere to go (its echo could not
+            # be sent), and queueing it would let a closing client grow the server.
+            return
+        super().onMessage(payload, isBinary)
+        self.update_reading()
 
     def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
         """autobahn's failing of the connection (1002, 1007, 1009), with the close frame held
@@ -305,7 +356,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """
         if self.held_failure is not None:
             return
-        # too_big is logged where the size is known (_max_message_size_exceeded).
+        # too_big is logged where it is found (refuse_too_big).
         if self.state == self.STATE_OPEN and code != self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG:
             log_protocol_error(self.client(), code, reason)
         application = self.running_application()
@@ -362,6 +413,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         rest; its FIN, or the timeout, ends the connection.
         """
         self.discarding = True
+        self.data = b""
         self.transport.loseWriteConnection()
 
     def dataReceived(self, data: bytes) -> None:
@@ -609,14 +661,30 @@ def close_websockets_for_shutdown() -> defer.Deferred[None]:
     return all_closed
 
 
+def payload_size(message: dict[str, Any]) -> int:
+    """The size of a message's payload, as far as memory goes: bytes, or characters of text."""
+    return len(message.get("bytes") or message.get("text") or "")
+
+
 class ApplicationQueue:
     """The messages daphne has read for one application and it has not, in order: what
     ``receive`` returns. It does what daphne's ``asyncio.Queue`` did for it (``put_nowait``,
     ``get``, ``qsize``) in a list and one future: about 120 bytes where an ``asyncio.Queue``
     takes 3.3 KB, on every idle connection. ASGI has one reader per connection; a second
-    ``get`` while one waits is an error, where ``asyncio.Queue`` would serve both."""
+    ``get`` while one waits is an error, where ``asyncio.Queue`` would serve both.
 
-    __slots__ = ("first", "messages", "waiter")
+    It also keeps the back-pressure account: the connection stops reading while the queue is
+    ``behind()``, and ``on_caught_up`` tells it, the moment the application has taken enough,
+    to read on (an application that never replies would otherwise wait for daphne's sweep)."""
+
+    __slots__ = (
+        "first",
+        "max_pending_bytes",
+        "messages",
+        "on_caught_up",
+        "pending_bytes",
+        "waiter",
+    )
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -624,12 +692,20 @@ class ApplicationQueue:
         # long queue costs no more per message than a short one.
         self.first = 0
         self.waiter: asyncio.Future[None] | None = None
+        self.pending_bytes = 0
+        self.max_pending_bytes = settings.ECHO_MAX_MESSAGE_SIZE
+        self.on_caught_up: Callable[[], None] | None = None
 
     def qsize(self) -> int:
         return len(self.messages) - self.first
 
+    def behind(self) -> bool:
+        """Whether the application has more waiting than a connection may hold for it."""
+        return self.qsize() >= MAX_PENDING_MESSAGES or self.pending_bytes >= self.max_pending_bytes
+
     def put_nowait(self, message: dict[str, Any]) -> None:
         self.messages.append(message)
+        self.pending_bytes += payload_size(message)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -647,6 +723,10 @@ class ApplicationQueue:
         if self.first * 2 >= len(self.messages):
             del self.messages[: self.first]
             self.first = 0
+        self.pending_bytes -= payload_size(message)
+        if self.on_caught_up is not None and not self.behind():
+            caught_up, self.on_caught_up = self.on_caught_up, None
+            caught_up()
         return message
 
 

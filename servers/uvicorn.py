@@ -31,6 +31,10 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
 * A request head that websockets cannot read (a header line over 8 KiB) gets no answer and the
   socket stays open; plain HTTP heads are read whatever their size; a malformed request is an
   anonymous WARNING; and a first message sent with the handshake, in the same read, is lost.
+* websockets parses and inflates every frame of a read at once, however far behind the
+  application is, so a read of small compressed frames can hold hundreds of messages of nearly
+  the limit; and it applies the limit to a compressed frame's bytes on the wire, so a message
+  of the limit that does not compress is refused.
 * A client that stops answering pings is sent 1011, queued behind all it has not read.
 * An echo on its way when the client leaves raises ``ClientDisconnected`` in the application,
   so a consumer never reaches ``disconnect()``.
@@ -79,10 +83,13 @@ from servers import (
     COMPRESSION_WINDOW_BITS,
     FAILURE_GRACE,
     SHUTDOWN_REASON,
+    TOO_BIG_REASON,
+    compressed_size_bound,
     log_http_refused,
     log_ping_timeout,
     log_protocol_error,
     log_refused_handshake,
+    log_too_big,
     peer_name,
     plain_response,
 )
@@ -103,6 +110,21 @@ def close_frame(close: Close) -> bytes:
 NORMAL_CLOSE_FRAME = close_frame(Close(CloseCode.NORMAL_CLOSURE, ""))
 
 
+def frame_header(buffer: bytearray) -> tuple[int, int] | None:
+    """The header size and payload length of the frame ``buffer`` starts with (RFC 6455 section
+    5.2), or None while its header is incomplete."""
+    if len(buffer) < 2:
+        return None
+    mask_size = 4 if buffer[1] & 0x80 else 0
+    length = buffer[1] & 0x7F
+    if length < 126:
+        return 2 + mask_size, length
+    size_bytes = 2 if length == 126 else 8
+    if len(buffer) < 2 + size_bytes:
+        return None
+    return 2 + size_bytes + mask_size, int.from_bytes(buffer[2 : 2 + size_bytes], "big")
+
+
 def without_close(writes: list[bytes]) -> list[bytes]:
     """websockets' writes without its close frame and end of stream: the pongs before them."""
     return [chunk for chunk in writes if chunk and chunk[0] & 0x0F != Opcode.CLOSE]
@@ -111,13 +133,21 @@ def without_close(writes: list[bytes]) -> list[bytes]:
 class LazyPerMessageDeflate(PerMessageDeflate):
     """websockets' permessage-deflate, starting each zlib stream at the first message that
     needs it instead of at the handshake: an idle connection then holds none (websockets keeps
-    about 18 KiB of zlib state for every compressed connection, messages or not)."""
+    about 18 KiB of zlib state for every compressed connection, messages or not).
+
+    It also bounds what a message inflates to by ``max_message_size`` itself, exactly:
+    websockets' own bound is the one it applies to frames on the wire (which a compressed
+    message of the limit can exceed), it misses output zlib holds back, and a limit it has
+    used up exactly means no limit at all to zlib."""
 
     decoder: zlib._Decompress | None = None
     encoder: zlib._Compress | None = None
+    # What the message being read has inflated to so far.
+    inflated = 0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_message_size: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_message_size = max_message_size
         # Let go of the streams websockets has just started; the class's None stands in.
         self.__dict__.pop("decoder", None)
         self.__dict__.pop("encoder", None)
@@ -125,7 +155,19 @@ class LazyPerMessageDeflate(PerMessageDeflate):
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
         if self.decoder is None and not self.remote_no_context_takeover:
             self.decoder = zlib.decompressobj(wbits=-self.remote_max_window_bits)
-        return super().decode(frame, max_size=max_size)
+        if frame.opcode is not Opcode.CONT:
+            self.inflated = 0
+        budget = self.max_message_size - self.inflated
+        try:
+            # One byte more than the budget: output that reaches it is a message over the limit.
+            decoded = super().decode(frame, max_size=budget + 1)
+        except PayloadTooBig:
+            raise PayloadTooBig(None, budget) from None
+        if decoded is not frame:
+            self.inflated += len(decoded.data)
+            if self.inflated > self.max_message_size:
+                raise PayloadTooBig(None, budget)
+        return decoded
 
     def encode(self, frame: Frame) -> Frame:
         if self.encoder is None and not self.local_no_context_takeover:
@@ -138,6 +180,10 @@ class LazyPerMessageDeflate(PerMessageDeflate):
 class LazyDeflateFactory(ServerPerMessageDeflateFactory):
     """websockets' negotiation, RFC 7692's rules and all, making ``LazyPerMessageDeflate``."""
 
+    def __init__(self, *, max_message_size: int, **options: Any) -> None:
+        super().__init__(**options)
+        self.max_message_size = max_message_size
+
     def process_request_params(
         self, params: Sequence[ExtensionParameter], accepted_extensions: Sequence[Extension]
     ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
@@ -148,6 +194,7 @@ class LazyDeflateFactory(ServerPerMessageDeflateFactory):
             extension.remote_max_window_bits,
             extension.local_max_window_bits,
             extension.compress_settings,
+            max_message_size=self.max_message_size,
         )
 
 
@@ -265,6 +312,16 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     application_done = False
     text_decoder: codecs.IncrementalDecoder | None = None
     text_parts: list[str] | None = None
+    # On a compressed connection, what has been read and not yet handed to websockets, which
+    # gets it a frame at a time (feed_frames); None on other connections.
+    unread: bytearray | None = None
+    # The bytes of the frame being handed over that are still to come.
+    frame_left = 0
+    # The message being read: whether it is compressed, and its frames' size on the wire.
+    message_compressed = False
+    message_wire_size = 0
+    # A message refused with 1009 before websockets read it, with its size where known.
+    too_big_size: int | None = None
 
     def __init__(
         self,
@@ -279,15 +336,15 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if settings.ECHO_COMPRESSION:
             extensions.append(
                 LazyDeflateFactory(
+                    max_message_size=settings.ECHO_MAX_MESSAGE_SIZE,
                     server_max_window_bits=COMPRESSION_WINDOW_BITS,
                     client_max_window_bits=COMPRESSION_WINDOW_BITS,
                     compress_settings={"memLevel": COMPRESSION_MEMORY_LEVEL},
                 )
             )
+        self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.conn = ServerProtocol(
-            extensions=extensions,
-            max_size=settings.ECHO_MAX_MESSAGE_SIZE,
-            logger=self.conn.logger,
+            extensions=extensions, max_size=self.max_message_size, logger=self.conn.logger
         )
         self.ping_interval = settings.ECHO_PING_INTERVAL
         self.ping_timeout = settings.ECHO_PING_TIMEOUT
@@ -296,6 +353,72 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def data_received(self, data: bytes) -> None:
         if self.failed:
             return  # RFC 6455 section 7.1.7: nothing after the error is read
+        if self.unread is None:
+            self.process(data)
+        else:
+            self.unread += data
+            self.feed_frames()
+
+    def feed_frames(self) -> None:
+        """Hands websockets what a compressed connection has read, a frame at a time, and none
+        past the end of a message until the application has taken it.
+
+        websockets parses, and inflates, every frame of a read at once: one read can hold
+        hundreds of small compressed frames each inflating to nearly the limit, and pausing the
+        socket would stop none of them. Sizes are checked here, before websockets reads a frame:
+        an uncompressed message against the limit, a compressed one's frames against what
+        deflate can make of the limit at worst (``LazyPerMessageDeflate`` bounds what it
+        inflates to).
+        """
+        unread = self.unread
+        assert unread is not None
+        while unread and not self.failed:
+            if self.frame_left == 0:
+                if self.read_paused and not self.close_sent:
+                    return  # receive() feeds on once the application has caught up
+                header = frame_header(unread)
+                if header is None:
+                    return
+                header_size, length = header
+                if not self.admit_frame(unread[0], length):
+                    return
+                self.frame_left = header_size + length
+            chunk = unread[: self.frame_left]
+            del unread[: len(chunk)]
+            self.frame_left -= len(chunk)
+            self.process(chunk)
+
+    def admit_frame(self, first_byte: int, length: int) -> bool:
+        """Whether a frame keeps its message within the limit; if not, the connection fails
+        with 1009 before websockets reads it."""
+        opcode = first_byte & 0x0F
+        if opcode >= Opcode.CLOSE:
+            return True  # a control frame: websockets bounds and checks it
+        if opcode != Opcode.CONT:
+            self.message_compressed = bool(first_byte & 0x40)
+            self.message_wire_size = 0
+        self.message_wire_size += length
+        if self.message_compressed:
+            if self.message_wire_size <= compressed_size_bound(self.max_message_size):
+                return True
+            self.too_big_size = None
+        elif self.message_wire_size <= self.max_message_size:
+            return True
+        else:
+            self.too_big_size = self.message_wire_size
+        self.conn.fail(CloseCode.MESSAGE_TOO_BIG, TOO_BIG_REASON)
+        self.fail(self.conn.data_to_send(), self.conn.close_sent)
+        return False
+
+    async def receive(self) -> Any:
+        message = await super().receive()
+        if self.unread and not self.read_paused:
+            self.feed_frames()
+        return message
+
+    def process(self, data: bytes | bytearray) -> None:
+        """What the connection does with bytes it has read: websockets parses them, and the
+        handshake, the messages, a close or an error are answered."""
         self.conn.receive_data(data)
         if self.conn.handshake_exc is not None and not self.handshake_initiated:
             self.refuse_handshake()
@@ -341,6 +464,11 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
             error = self.conn.handshake_exc
             log_refused_handshake(self.client, self.response.status_code, str(error))
+        elif self.conn.extensions:
+            # Compression is on: frames reach websockets through feed_frames, which checks the
+            # limit; websockets' own bound is then for a frame on the wire.
+            self.unread = bytearray()
+            self.conn.max_message_size = compressed_size_bound(self.max_message_size)
 
     def refuse_handshake(self) -> None:
         """websockets could not read the request head uvicorn handed over (a header line over
@@ -485,17 +613,16 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_timer = self.loop.call_later(FAILURE_GRACE, self.release_close)
 
     def log_failure(self, close: Close) -> None:
-        error = self.conn.parser_exc
-        if isinstance(error, PayloadTooBig) and error.message is None:
-            size = (error.size or 0) + (error.current_size or 0)
-            logger.info(
-                "event=too_big client=%s size=%d limit=%d",
-                peer_name(self.client),
-                size,
-                error.max_size,
-            )
-        else:
+        if close.code != CloseCode.MESSAGE_TOO_BIG:
             log_protocol_error(self.client, close.code, close.reason)
+            return
+        size = self.too_big_size
+        error = self.conn.parser_exc
+        if isinstance(error, PayloadTooBig) and error.size is not None:
+            # A frame websockets refused by its header: the message's size is known, unless
+            # the frame was compressed.
+            size = None if self.message_compressed else error.size + (error.current_size or 0)
+        log_too_big(self.client, size, self.max_message_size)
 
     def release_close(self) -> None:
         """Sends the held close frame and ends the server's side of TCP, as websockets asks
@@ -576,6 +703,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if kind == "websocket.close" and self.failed:
             return
         await super().send(message)
+        if self.unread and kind == "websocket.close":
+            self.feed_frames()  # the client's answer may be among what waits
 
     def data_frame(self, message: dict[str, Any]) -> bytes:
         text = message.get("text")

@@ -119,6 +119,21 @@ async def echo_application(scope: dict[str, Any], receive: Any, send: Any) -> No
         await send({"type": "websocket.send", **payload})
 
 
+class GatedApplication:
+    """Accepts, then reads nothing until the test opens its gate; counts what it reads."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.received: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": "echo"})
+        await self.gate.wait()
+        while (event := await receive())["type"] == "websocket.receive":
+            self.received.append(event)
+
+
 class InMemoryConnection:
     """A server protocol object and the client talking to it; subclasses say how bytes reach
     the protocol and how to collect what it wrote."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -33,7 +34,7 @@ from servers import daphne as adjustments
 from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
 from tests.daphne_harness import DaphneServer, deaf_application
 from tests.deflate import ClientDeflate
-from tests.peer import Peer, echo_application
+from tests.peer import GatedApplication, Peer, echo_application
 from tests.rawws import BINARY, TEXT, frame
 
 KINDS = ["project", "stock"]
@@ -387,6 +388,85 @@ async def test_reading_pauses_while_the_client_does_not_read(daphne_servers: Any
     assert connection.transport.producerState == "paused"
     websocket.resumeProducing()
     assert connection.transport.producerState == "producing"
+
+
+def pending(connection: Any) -> int:
+    """How many messages wait for the connection's application."""
+    return connection.websocket.application_queue.qsize()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_frames_already_read_wait_while_the_application_is_behind(
+    kind: str, daphne_servers: Any, settings: Settings
+) -> None:
+    """Once the application is a limit's worth of bytes behind, frames already read wait,
+    unparsed, where a paused socket would not stop them: one read of small compressed frames
+    cannot inflate past the bound; stock: every message of the read is queued."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    connection = daphne_servers(kind, GatedApplication()).connect()
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    burst = b"".join(connection.peer.binary(bytes(60_000)) for _ in range(40))
+    await connection.send(burst)
+    assert pending(connection) == (2 if kind == "project" else 40)
+
+
+async def test_reading_resumes_as_soon_as_the_application_catches_up(
+    daphne_servers: Any, settings: Settings
+) -> None:
+    """An application that reads and never replies gets every message as fast as it reads
+    them: its queue says when it has caught up, with no reply or sweep needed."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    application = GatedApplication()
+    connection = daphne_servers("project", application).connect()
+    await connection.open()
+    burst = b"".join(connection.peer.binary(bytes(4096)) for _ in range(200))
+    await connection.send(burst)
+    assert pending(connection) == adjustments.MAX_PENDING_MESSAGES
+    assert connection.transport.producerState == "paused"
+    application.gate.set()
+    await connection.read()
+    assert len(application.received) == 200
+    assert connection.transport.producerState == "producing"
+
+
+async def test_compressed_message_of_the_limit_echoes(
+    daphne_servers: Any, settings: Settings
+) -> None:
+    """A message of exactly the limit in incompressible bytes, whose compressed frame is larger
+    than the limit, is echoed, and so is its compressed echo: the limit counts inflated
+    bytes; one byte more is refused with 1009."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    connection = daphne_servers("project").connect()
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    message = random.randbytes(65536)
+    received = await connection.send(connection.peer.binary(message))
+    assert received.messages() == [message]
+    received = await connection.send(connection.peer.binary(random.randbytes(65537)))
+    assert received.close is not None
+    assert received.close.code == 1009
+
+
+async def test_too_big_says_the_size_when_known(
+    daphne_servers: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fragmented message over the limit is logged with its whole size; a compressed one,
+    inflated only up to the limit, as of unknown size."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 1000
+    plain = daphne_servers("project").connect()
+    await plain.open()
+    with caplog.at_level(logging.INFO, logger="servers"):
+        await plain.send(frame(BINARY, b"x" * 500, fin=False) + frame(0, b"x" * 502))
+    assert "size=1002 limit=1000" in caplog.text
+    compressed = daphne_servers("project").connect()
+    compressed.peer = Peer(compression=True)
+    await compressed.open()
+    with caplog.at_level(logging.INFO, logger="servers"):
+        received = await compressed.send(compressed.peer.binary(bytes(10**6)))
+    assert received.close is not None
+    assert received.close.code == 1009
+    assert "size=unknown limit=1000" in caplog.text
 
 
 # Deadlines before the handshake.

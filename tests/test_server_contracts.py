@@ -151,6 +151,20 @@ METHODS = [
         "autobahn.twisted.websocket.WebSocketAdapterProtocol",
         ["self", "data"],
     ),
+    (WebSocketProtocol, "processData", "autobahn.websocket.protocol.WebSocketProtocol", ["self"]),
+    (WebSocketProtocol, "consumeData", "autobahn.websocket.protocol.WebSocketProtocol", ["self"]),
+    (
+        WebSocketProtocol,
+        "onMessageBegin",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "isBinary"],
+    ),
+    (
+        WebSocketProtocol,
+        "onMessageFrameBegin",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "length"],
+    ),
     (
         WebSocketProtocol,
         "_parseExtensionsHeader",
@@ -471,6 +485,20 @@ METHODS = [
     ),
     (
         ServerPerMessageDeflateFactory,
+        "__init__",
+        "websockets.extensions.permessage_deflate.ServerPerMessageDeflateFactory",
+        [
+            "self",
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+            "server_max_window_bits",
+            "client_max_window_bits",
+            "compress_settings",
+            "require_client_max_window_bits",
+        ],
+    ),
+    (
+        ServerPerMessageDeflateFactory,
         "process_request_params",
         "websockets.extensions.permessage_deflate.ServerPerMessageDeflateFactory",
         ["self", "params", "accepted_extensions"],
@@ -491,6 +519,7 @@ DAPHNE_WEBSOCKET_ATTRIBUTES = [
     *("application_queue", "server", "state", "transport", "factory", "client_addr"),
     *("http_request_data", "http_response_data", "http_headers", "request"),
     *("STATE_CONNECTING", "STATE_OPEN", "failedByMe", "websocket_extensions"),
+    *("data", "current_frame"),
     "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG",
     *("_perMessageCompress", "websocket_extensions_in_use"),
 ]
@@ -648,7 +677,7 @@ def test_websockets_deflate_starts_its_streams_where_the_adjustment_looks() -> N
     extension = WebsocketsDeflate(False, False, 12, 12, {"memLevel": 5})
     assert "decoder" in vars(extension)
     assert "encoder" in vars(extension)
-    lazy = LazyPerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
+    lazy = LazyPerMessageDeflate(False, False, 12, 12, {"memLevel": 5}, max_message_size=64)
     assert "decoder" not in vars(lazy)
     assert "encoder" not in vars(lazy)
 
@@ -674,6 +703,7 @@ async def test_daphne_websocket_has_the_attributes_relied_on(stock_daphne: Daphn
     assert stock_daphne.server.http_factory.timeOut > 0
     assert "application_instance" in stock_daphne.server.connections[websocket]
     await connection.send(connection.peer.text("queued"))
+    assert websocket._isMessageCompressed is False  # set for each message read
     await connection.send(connection.peer.close(1000))
     await connection.lose()
     assert "disconnected" in stock_daphne.server.connections[websocket]
@@ -693,6 +723,9 @@ async def test_uvicorn_websocket_has_the_attributes_relied_on(
     missing = [name for name in UVICORN_WEBSOCKET_ATTRIBUTES if not hasattr(protocol, name)]
     assert missing == []
     assert hasattr(protocol.conn, "logger")
+    # What a compressed connection's frame gate reads and widens.
+    assert protocol.conn.extensions == []
+    assert isinstance(protocol.conn.max_message_size, int)
     assert protocol.conn.close_rcvd is None
     assert protocol.conn.parser_exc is None
     await stock_uvicorn.finish()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from websockets.exceptions import InvalidState
 from websockets.frames import Opcode
 
 from servers import SHUTDOWN_REASON
-from tests.peer import echo_application, settle
+from tests.peer import GatedApplication, Peer, echo_application, settle
 from tests.rawws import CLOSE, PING, TEXT, close_payload, frame
 from tests.timing import bound
 from tests.uvicorn_harness import (
@@ -95,6 +96,106 @@ async def test_too_big_is_logged(
         await connection.send(connection.peer.text("x" * 65))
     logged = "event=too_big client=127.0.0.1:50000 size=65 limit=64" in caplog.text
     assert logged is (kind == "project")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_frames_already_read_wait_while_the_application_is_behind(
+    kind: str, connections: Any, settings: Settings
+) -> None:
+    """On a compressed connection, frames read in one go reach websockets one message at a
+    time, as the application takes them, so they cannot inflate past the bound together;
+    stock: websockets inflates every frame of the read and all of them are queued."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    connection = connections(kind, GatedApplication())
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    burst = b"".join(connection.peer.binary(bytes(60_000)) for _ in range(40))
+    await connection.send(burst)
+    waiting = [event for event in connection.protocol.queue._queue if "bytes" in event]
+    assert len(waiting) == (1 if kind == "project" else 40)
+
+
+async def test_reading_resumes_as_soon_as_the_application_catches_up(
+    connections: Any, settings: Settings
+) -> None:
+    """The frames held back are handed over as the application reads, every one of them."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    application = GatedApplication()
+    connection = connections("project", application)
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    burst = b"".join(connection.peer.binary(bytes(60_000)) for _ in range(40))
+    await connection.send(burst)
+    application.gate.set()
+    await connection.read()
+    assert [len(event["bytes"]) for event in application.received] == [60_000] * 40
+
+
+async def test_compressed_message_of_the_limit_echoes(
+    connections: Any, settings: Settings
+) -> None:
+    """A message of exactly the limit in incompressible bytes, whose compressed frame is larger
+    than the limit, is echoed: the limit counts inflated bytes; one byte more gets 1009."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    connection = connections("project")
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    message = random.randbytes(65536)
+    received = await connection.send(connection.peer.binary(message))
+    assert received.messages() == [message]
+    received = await connection.send(connection.peer.binary(random.randbytes(65537)))
+    assert received.close is not None
+    assert received.close.code == 1009
+
+
+@pytest.mark.parametrize(
+    "fragments",
+    [[65536], [65537], [65538], [30000, 35536], [30000, 35537], [65536, 1], [65536, 10**6]],
+)
+async def test_compressed_limit_is_exact(
+    connections: Any, settings: Settings, fragments: list[int]
+) -> None:
+    """A compressible message inflating to the limit echoes, whole or fragmented, and a byte
+    more is refused, also when a fragment has used the budget up exactly (to zlib, a budget of
+    zero means no limit)."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 65536
+    connection = connections("project")
+    connection.peer = Peer(compression=True)
+    await connection.open()
+    client = connection.peer.protocol
+    *first, last = fragments
+    for number, size in enumerate(first):
+        send = client.send_binary if number == 0 else client.send_continuation
+        send(bytes(size), fin=False)
+    (client.send_continuation if first else client.send_binary)(bytes(last), fin=True)
+    received = await connection.send(b"".join(client.data_to_send()))
+    if sum(fragments) <= 65536:
+        assert received.messages() == [bytes(sum(fragments))]
+    else:
+        assert received.messages() == []
+        assert received.close is not None
+        assert received.close.code == 1009
+
+
+async def test_too_big_says_the_size_when_known(
+    connections: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An uncompressed message over the limit is logged with its size; a compressed one,
+    inflated only up to the limit, as of unknown size."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 1000
+    plain = connections("project")
+    await plain.open()
+    with caplog.at_level(logging.INFO, logger="servers"):
+        await plain.send(plain.peer.binary(b"x" * 1002))
+    assert "size=1002 limit=1000" in caplog.text
+    compressed = connections("project")
+    compressed.peer = Peer(compression=True)
+    await compressed.open()
+    with caplog.at_level(logging.INFO, logger="servers"):
+        received = await compressed.send(compressed.peer.binary(bytes(10**6)))
+    assert received.close is not None
+    assert received.close.code == 1009
+    assert "size=unknown limit=1000" in caplog.text
 
 
 @pytest.mark.parametrize("kind", KINDS)
