@@ -93,13 +93,13 @@ from servers import (
     peer_name,
     plain_response,
 )
+from servers.frames import UTF8_DECODER, TextFrameCheck, frame_header
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSION = "13"
 # The largest request head read, as daphne's (Twisted's): uvicorn reads heads of any size.
 MAX_REQUEST_HEAD = 16 * 1024
-UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 
 
 def close_frame(close: Close) -> bytes:
@@ -108,21 +108,6 @@ def close_frame(close: Close) -> bytes:
 
 # A client's close without a code is answered with this (RFC 6455 allows either).
 NORMAL_CLOSE_FRAME = close_frame(Close(CloseCode.NORMAL_CLOSURE, ""))
-
-
-def frame_header(buffer: bytearray) -> tuple[int, int] | None:
-    """The header size and payload length of the frame ``buffer`` starts with (RFC 6455 section
-    5.2), or None while its header is incomplete."""
-    if len(buffer) < 2:
-        return None
-    mask_size = 4 if buffer[1] & 0x80 else 0
-    length = buffer[1] & 0x7F
-    if length < 126:
-        return 2 + mask_size, length
-    size_bytes = 2 if length == 126 else 8
-    if len(buffer) < 2 + size_bytes:
-        return None
-    return 2 + size_bytes + mask_size, int.from_bytes(buffer[2 : 2 + size_bytes], "big")
 
 
 def without_close(writes: list[bytes]) -> list[bytes]:
@@ -322,6 +307,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     message_wire_size = 0
     # A message refused with 1009 before websockets read it, with its size where known.
     too_big_size: int | None = None
+    # Checks a text frame's UTF-8 as it arrives, once the connection is open.
+    text_check: TextFrameCheck | None = None
 
     def __init__(
         self,
@@ -353,11 +340,14 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def data_received(self, data: bytes) -> None:
         if self.failed:
             return  # RFC 6455 section 7.1.7: nothing after the error is read
-        if self.unread is None:
-            self.process(data)
-        else:
+        if self.unread is not None:
             self.unread += data
             self.feed_frames()
+            return
+        text_check = self.text_check  # None for the handshake, which sets it up
+        self.process(data)
+        if text_check is not None:
+            self.check_text(data)
 
     def feed_frames(self) -> None:
         """Hands websockets what a compressed connection has read, a frame at a time, and none
@@ -387,6 +377,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             del unread[: len(chunk)]
             self.frame_left -= len(chunk)
             self.process(chunk)
+            self.check_text(chunk)
 
     def admit_frame(self, first_byte: int, length: int) -> bool:
         """Whether a frame keeps its message within the limit; if not, the connection fails
@@ -409,6 +400,16 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn.fail(CloseCode.MESSAGE_TOO_BIG, TOO_BIG_REASON)
         self.fail(self.conn.data_to_send(), self.conn.close_sent)
         return False
+
+    def check_text(self, data: bytes | bytearray) -> None:
+        """Fails the connection with 1007 as soon as a text frame still arriving is not UTF-8:
+        websockets reads a frame only once it is whole."""
+        if self.failed or self.text_check is None:
+            return
+        message = None if self.message_compressed else self.text_decoder
+        error = self.text_check.read(data, message)
+        if error is not None:
+            self.invalid_utf8(error)
 
     async def receive(self) -> Any:
         message = await super().receive()
@@ -464,7 +465,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
             error = self.conn.handshake_exc
             log_refused_handshake(self.client, self.response.status_code, str(error))
-        elif self.conn.extensions:
+            return
+        self.text_check = TextFrameCheck()
+        if self.conn.extensions:
             # Compression is on: frames reach websockets through feed_frames, which checks the
             # limit; websockets' own bound is then for a frame on the wire.
             self.unread = bytearray()

@@ -219,6 +219,24 @@ def test_bad_utf8_fails_in_the_first_fragment(
     assert client.expect_close().close_code == 1007
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        frame(TEXT, b"fine so far, then \xff" + b"." * 40_000),
+        frame(TEXT, b"a" * 20, fin=False) + frame(CONTINUATION, b"bc\xe2\x28" + b"." * 40_000),
+    ],
+    ids=["one-frame", "continuation"],
+)
+def test_bad_utf8_fails_before_the_frame_is_whole(
+    raw_clients: RawClients, echo_server: LiveServer, message: bytes
+) -> None:
+    """Invalid UTF-8 ends the connection with 1007 as soon as it arrives, though the frame it
+    is in has not: the rest of the frame is never sent."""
+    client = raw_clients(echo_server)
+    client.send(message[:-30_000])
+    assert client.expect_close().close_code == 1007
+
+
 def test_fragment_ending_inside_a_character_is_not_an_error(
     raw_clients: RawClients, echo_server: LiveServer
 ) -> None:

@@ -327,6 +327,22 @@ async def test_bad_utf8_in_a_first_fragment_fails_at_once(kind: str, connections
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_bad_utf8_fails_before_the_frame_is_whole(kind: str, connections: Any) -> None:
+    """Invalid UTF-8 in a text frame is answered with 1007 as it arrives, the frame's first
+    bytes read in three parts; stock: only once the whole frame has arrived."""
+    connection = connections(kind)
+    await connection.open()
+    whole = frame(TEXT, "¡olé!".encode() * 500 + b"\xff" + b"." * 5000)
+    for part in (whole[:4], whole[4:3000], whole[3000:7000]):
+        received = await connection.send(part)
+    if kind == "project":
+        assert received.close is not None
+        assert received.close.code == 1007
+    else:
+        assert received.close is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_close_between_fragments_is_answered(kind: str, connections: Any) -> None:
     """A close inside a fragmented message gets the client's code back; stock: 1002."""
     connection = connections(kind)
