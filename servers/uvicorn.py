@@ -25,7 +25,8 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
   messages read with it: a pong for a ping before it can carry the close frame out first, and
   a message before it that is not UTF-8 gets the client's code, or 1002, instead of 1007 (and
   its echo can go out after the close frame).
-* Invalid UTF-8 in the first fragment of a text message is noticed only when the message ends.
+* Invalid UTF-8 in the first fragment of a text message is noticed only when the message ends,
+  and inside a frame only once the whole frame has arrived.
 * Valid messages that arrive in the same read as a protocol error are never handed to the
   application, and TCP is closed the moment the close frame is written.
 * A request head that websockets cannot read (a header line over 8 KiB) gets no answer and the
