@@ -73,6 +73,7 @@ INTERNALS = {
         *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
         *("handshake_exc", "SecurityError", "fail", "receive_data", "close_sent"),
         *("decoder", "encoder", "process_request_params", "remote_no_context_takeover"),
+        *("process_extensions", "InvalidHeaderFormat"),
     ],
 }
 
