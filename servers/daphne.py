@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
@@ -132,7 +133,18 @@ def socket_peer(transport: Any) -> Client:
     return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
 
 
+# A window size as RFC 7692 (section 7.1.2) writes it: a decimal integer without leading zeros.
+WINDOW_BITS_FORM = re.compile(r"[1-9][0-9]*")
+
+
 def readable_offer(params: dict[str, list[str | bool]]) -> bool:
+    """Whether a permessage-deflate offer can be accepted as RFC 7692 reads it. autobahn's
+    parser raises over what it cannot read, but takes a window size with a leading zero, a sign
+    or spaces (``010``, ``+10``, ``" 10"``) for a number, which the RFC does not allow."""
+    for name in ("server_max_window_bits", "client_max_window_bits"):
+        for value in params.get(name, ()):
+            if isinstance(value, str) and not WINDOW_BITS_FORM.fullmatch(value):
+                return False
     try:
         PerMessageDeflateOffer.parse(params)
     except Exception:  # autobahn raises Exception itself for every flaw
