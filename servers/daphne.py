@@ -35,7 +35,7 @@ WebSocket clients are right, cannot live with:
 * An open connection keeps its whole handshake (raw bytes, parsed headers, the request object)
   though nothing reads it again; dropping it brings an idle connection from 21.7 to under 20 KiB.
 * Every connection gets an ``asyncio.Queue`` for the messages its application has not read: three
-  deques and an ``Event``, over 3 KiB of an idle connection's 20, where a list and one future
+  deques and an ``Event``, over 3 KiB per idle connection, where a list and one future
   do the same.
 * Nothing pushes back on a client that sends without reading: daphne queues every message for
   the application without bound and Twisted buffers every echo, so one such client can grow
