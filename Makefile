@@ -78,11 +78,11 @@ $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.lock
 	$(PIP_INSTALL) -r bench/requirements.lock
 	touch $@
 
-## The benchmark against the peers (about 35 minutes); results in bench/results/
+## The benchmark against the peers (about 33 minutes on 2 cores); results in bench/results/
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench.run
 
-## A one-minute smoke run of the benchmark
+## A smoke run of the benchmark (about three minutes)
 bench-quick: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench.run --quick
 

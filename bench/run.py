@@ -1,7 +1,7 @@
 """Run every workload against every target, interleaved, and write the report.
 
-    python -m bench.run            # the full run (about 35 minutes on 2 cores)
-    python -m bench.run --quick    # a one-minute smoke run
+    python -m bench.run            # the full run (about 33 minutes on 2 cores)
+    python -m bench.run --quick    # a smoke run (about three minutes)
 
 W1 runs first, in rounds: each round starts every target once and measures it, the order
 reversed every other round. The other workloads follow in repetitions: targets in turn, A B C

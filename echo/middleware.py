@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
 from echo.views import healthz, metrics
+from project.static import static_files_problem
 
 GetResponse = Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]
 
@@ -28,6 +29,9 @@ class ProbeMiddleware:
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self.probes = {reverse("healthz"): healthz, reverse("metrics"): metrics}
+        # The static files' manifest is read now, when WhiteNoise reads their folder: /healthz
+        # then speaks for both for the life of the process.
+        static_files_problem()
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)

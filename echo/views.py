@@ -20,6 +20,7 @@ from echo import metrics as echo_metrics
 from echo.connections import open_connections
 from echo.consumers import SUBPROTOCOL
 from project.networks import address_in
+from project.static import static_files_problem
 
 
 @require_safe
@@ -45,14 +46,15 @@ def websocket_only(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
-    """For load balancers and operators: the process is up, and how busy it is."""
-    return JsonResponse(
-        {
-            "status": "ok",
-            "connections": open_connections.count,
-            "max_connections": settings.ECHO_MAX_CONNECTIONS,
-        }
-    )
+    """For load balancers and operators: the process is up and can serve the page (503 and the
+    problem when it cannot), and how busy it is."""
+    load = {
+        "connections": open_connections.count,
+        "max_connections": settings.ECHO_MAX_CONNECTIONS,
+    }
+    if (problem := static_files_problem()) is not None:
+        return JsonResponse({"status": "unavailable", "problem": problem, **load}, status=503)
+    return JsonResponse({"status": "ok", **load})
 
 
 @never_cache

@@ -35,7 +35,7 @@ WebSocket clients are right, cannot live with:
 * An open connection keeps its whole handshake (raw bytes, parsed headers, the request object)
   though nothing reads it again; dropping it brings an idle connection from 21.7 to under 20 KiB.
 * Every connection gets an ``asyncio.Queue`` for the messages its application has not read: three
-  deques and an ``Event``, over 3 KiB of an idle connection's 20, where a list and one future
+  deques and an ``Event``, over 3 KiB per idle connection, where a list and one future
   do the same.
 * autobahn counts a compressed message's bytes on the wire against the size limit, so a message of
   the limit that does not compress is refused; and it refuses to send an echo whose compressed
@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -141,7 +142,18 @@ def socket_peer(transport: Any) -> Client:
     return [getattr(peer, "host", "unknown"), getattr(peer, "port", 0)]
 
 
+# A window size as RFC 7692 (section 7.1.2) writes it: a decimal integer without leading zeros.
+WINDOW_BITS_FORM = re.compile(r"[1-9][0-9]*")
+
+
 def readable_offer(params: dict[str, list[str | bool]]) -> bool:
+    """Whether a permessage-deflate offer can be accepted as RFC 7692 reads it. autobahn's
+    parser raises over what it cannot read, but takes a window size with a leading zero, a sign
+    or spaces (``010``, ``+10``, ``" 10"``) for a number, which the RFC does not allow."""
+    for name in ("server_max_window_bits", "client_max_window_bits"):
+        for value in params.get(name, ()):
+            if isinstance(value, str) and not WINDOW_BITS_FORM.fullmatch(value):
+                return False
     try:
         PerMessageDeflateOffer.parse(params)
     except Exception:  # autobahn raises Exception itself for every flaw

@@ -74,9 +74,11 @@ class TextFrameCheck:
             self.frame_left -= position
             if self.decoder is not None:
                 error = self.check(data[:position])
-                if error is not None or not self.frame_left:
+                if error is not None:
                     self.decoder = None
                     return error
+                if not self.frame_left:
+                    self.decoder = None
         while position < len(data):
             header = frame_header(data, position)
             if header is None:

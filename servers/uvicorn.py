@@ -14,6 +14,8 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
 * The project's limits and compression settings (``ECHO_MAX_MESSAGE_SIZE``,
   ``ECHO_PING_INTERVAL``, ``ECHO_PING_TIMEOUT``, ``ECHO_COMPRESSION``) would have to be repeated
   as command-line flags.
+* A ``Sec-WebSocket-Extensions`` header websockets cannot parse fails the handshake with 400,
+  where an offer the server cannot accept is to be declined.
 * An unsupported ``Sec-WebSocket-Version`` gets 400 instead of RFC 6455's 426 with the version
   the server speaks.
 * Text that is not UTF-8 (a client's error, answered with 1007) is logged at ERROR with a
@@ -66,7 +68,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
-from websockets.exceptions import PayloadTooBig, SecurityError
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeaderFormat, PayloadTooBig, SecurityError
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import (
     PerMessageDeflate,
@@ -182,6 +185,18 @@ class LazyDeflateFactory(ServerPerMessageDeflateFactory):
             extension.compress_settings,
             max_message_size=self.max_message_size,
         )
+
+
+class EchoServerProtocol(ServerProtocol):
+    """websockets' server side of the handshake, declining an extensions header it cannot
+    parse (``permessage-deflate;;;``) rather than failing the handshake with 400: the server
+    declines what it cannot accept and goes on (RFC 7692 section 5)."""
+
+    def process_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
+        try:
+            return super().process_extensions(headers)
+        except InvalidHeaderFormat:
+            return None, []
 
 
 class RequestHeadTooLarge(Exception):
@@ -331,7 +346,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 )
             )
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
-        self.conn = ServerProtocol(
+        self.conn = EchoServerProtocol(
             extensions=extensions, max_size=self.max_message_size, logger=self.conn.logger
         )
         self.ping_interval = settings.ECHO_PING_INTERVAL

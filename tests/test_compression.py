@@ -65,6 +65,14 @@ OFFERS = {
         {"server_no_context_takeover": None},
     ),
     "client-no-takeover": ("permessage-deflate; client_no_context_takeover", {}),
+    "server-window-quoted": (
+        'permessage-deflate; server_max_window_bits="10"',
+        {"server_max_window_bits": "10"},
+    ),
+    "spaces-around-equals": (
+        "permessage-deflate; server_max_window_bits = 10",
+        {"server_max_window_bits": "10"},
+    ),
     "second-offer-after-a-bad-one": (
         "permessage-deflate; server_max_window_bits=8, "
         "permessage-deflate; server_max_window_bits=11",
@@ -103,6 +111,16 @@ def test_offer_is_accepted_within_its_terms(
         "permessage-deflate; client_no_context_takeover=1",
         "permessage-deflate; unknown_parameter",
         "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        # RFC 7692 section 7.1.2: a decimal integer without leading zeros.
+        "permessage-deflate; server_max_window_bits=010",
+        "permessage-deflate; server_max_window_bits=09",
+        "permessage-deflate; client_max_window_bits=010",
+        "permessage-deflate; server_max_window_bits=+10",
+        "permessage-deflate; client_max_window_bits=+10",
+        'permessage-deflate; server_max_window_bits=" 10"',
+        'permessage-deflate; client_max_window_bits="10 "',
+        "permessage-deflate; server_max_window_bits=1_0",
+        "permessage-deflate;;;",
         "x-webkit-deflate-frame",
         "permessage-bzip2",
     ],

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from autobahn.websocket.compress_deflate import PerMessageDeflate
+from autobahn.websocket.compress_deflate import PerMessageDeflate, PerMessageDeflateOffer
 from autobahn.websocket.types import ConnectionRequest
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
@@ -722,6 +722,23 @@ async def test_unreadable_offer_is_declined(kind: str, daphne_servers: Any) -> N
     offer = {"Sec-WebSocket-Extensions": "permessage-deflate; unknown_parameter"}
     received = await connection.send(connection.peer.handshake(**offer))
     assert received.status == (101 if kind == "project" else 400)
+
+
+@pytest.mark.parametrize("window", ["010", "+10", " 10"])
+async def test_window_size_not_written_as_rfc_7692_says_is_declined(
+    window: str, daphne_servers: Any
+) -> None:
+    """A window size with a leading zero, a sign or a space is declined, and the handshake goes
+    on (RFC 7692 section 7.1.2 allows a decimal integer without leading zeros); autobahn's own
+    parser reads it as a number."""
+    connection = daphne_servers("project").connect()
+    offer = {"Sec-WebSocket-Extensions": f'permessage-deflate; server_max_window_bits="{window}"'}
+    received = await connection.send(connection.peer.handshake(**offer))
+    assert received.status == 101
+    assert received.response is not None
+    assert received.response.headers.get("Sec-WebSocket-Extensions") is None
+    stock = PerMessageDeflateOffer.parse({"server_max_window_bits": [window]})
+    assert stock.request_max_window_bits == 10
 
 
 async def test_message_just_over_the_limit_is_refused(

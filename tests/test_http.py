@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -62,3 +63,20 @@ def test_other_paths_keep_host_validation_and_https(client: Client) -> None:
 def test_healthz_refuses_post(client: Client) -> None:
     """The probe answers safe methods only, ahead of the rest of the middleware as well."""
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.parametrize("manifest", [None, "not json"], ids=["missing", "unreadable"])
+def test_healthz_fails_without_a_static_files_manifest(
+    client: Client, settings: Settings, tmp_path: Path, manifest: str | None
+) -> None:
+    """With static files not collected (DEBUG off), the page cannot be served: /healthz answers
+    503 and names the problem, so that no load balancer sends clients there."""
+    settings.STATIC_ROOT = str(tmp_path)
+    if manifest is not None:
+        (tmp_path / "staticfiles.json").write_text(manifest)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    answer = response.json()
+    assert answer["status"] == "unavailable"
+    assert "collectstatic" in answer["problem"]
+    assert response["Cache-Control"].startswith("max-age=0")

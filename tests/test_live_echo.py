@@ -22,12 +22,14 @@ from tests.conftest import ServerFactory
 from tests.live import (
     HOST,
     PROJECT_DIR,
+    SERVER_KINDS,
     LiveServer,
     connect_echo,
     server_environment,
     start_server,
     wait_for_log,
 )
+from tests.nginx import collect_static
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
@@ -177,6 +179,35 @@ def test_probe_reaches_healthz_behind_https(live_servers: ServerFactory, server_
     status, body = http_get(f"{server.http_url}/healthz")
     assert status == 200
     assert json.loads(body)["status"] == "ok"
+
+
+@pytest.mark.parametrize("kind", [kind for kind in SERVER_KINDS if kind != "runserver"])
+def test_probe_fails_until_static_files_are_collected(
+    kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Started with DEBUG off and no static files collected, a server cannot serve the page, and
+    /healthz answers 503 naming the problem until collectstatic has run and it has restarted:
+    the process reads the folder when it starts."""
+    static_root = tmp_path_factory.mktemp("uncollected-static")
+    log_dir = tmp_path_factory.mktemp("uncollected-logs")
+    settings = {"DJANGO_STATIC_ROOT": str(static_root)}
+    server = start_server(kind, log_dir, settings)
+    try:
+        collect_static(static_root)
+        status, body = http_get(f"{server.http_url}/healthz")
+        assert status == 503, body
+        answer = json.loads(body)
+        assert answer["status"] == "unavailable"
+        assert "no static files manifest" in answer["problem"]
+    finally:
+        server.stop()
+    server = start_server(kind, log_dir, settings)
+    try:
+        status, body = http_get(f"{server.http_url}/healthz")
+        assert (status, json.loads(body)["status"]) == (200, "ok")
+        assert http_get(f"{server.http_url}/")[0] == 200
+    finally:
+        server.stop()
 
 
 async def test_foreign_host_is_logged_as_the_clients_error(echo_server: LiveServer) -> None:

@@ -452,6 +452,12 @@ METHODS = [
         ],
     ),
     (ServerProtocol, "reject", "websockets.server.ServerProtocol", ["self", "status", "text"]),
+    (
+        ServerProtocol,
+        "process_extensions",
+        "websockets.server.ServerProtocol",
+        ["self", "headers"],
+    ),
     (ServerProtocol, "send_response", "websockets.server.ServerProtocol", ["self", "response"]),
     (ServerProtocol, "data_to_send", "websockets.protocol.Protocol", ["self"]),
     (ServerProtocol, "send_close", "websockets.protocol.Protocol", ["self", "code", "reason"]),

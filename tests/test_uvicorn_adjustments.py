@@ -223,6 +223,21 @@ async def test_compression_is_the_projects(
     assert (b"sec-websocket-extensions: permessage-deflate" in response) is (kind == "stock")
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unparsable_extensions_header_is_declined(kind: str, connections: Any) -> None:
+    """A ``Sec-WebSocket-Extensions`` header websockets cannot parse is declined, and the
+    handshake goes on without compression; stock: 400."""
+    connection = connections(kind)
+    offer = {"Sec-WebSocket-Extensions": "permessage-deflate;;;"}
+    received = await connection.send(connection.peer.handshake(**offer))
+    if kind == "project":
+        assert received.status == 101
+        assert received.response is not None
+        assert received.response.headers.get("Sec-WebSocket-Extensions") is None
+    else:
+        assert received.status == 400
+
+
 # The opening and closing handshakes.
 
 

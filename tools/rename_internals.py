@@ -5,7 +5,7 @@ the copy (as an upstream release would), runs the fast in-process tests with the
 the path, and reports whether any test failed. Every rename should be CAUGHT; a MISSED one
 means an internal is relied on without a test to guard it (docs/upstream.md).
 
-    .venv/bin/python tools/rename_internals.py                        # every name, ~5 minutes
+    .venv/bin/python tools/rename_internals.py                        # every name, ~4 minutes
     .venv/bin/python tools/rename_internals.py daphne:check_timeouts  # one of them
 
 It exits 1 if any rename was missed.
@@ -73,6 +73,7 @@ INTERNALS = {
         *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
         *("handshake_exc", "SecurityError", "fail", "receive_data", "close_sent"),
         *("decoder", "encoder", "process_request_params", "remote_no_context_takeover"),
+        *("process_extensions", "InvalidHeaderFormat"),
     ],
 }
 

@@ -1,6 +1,9 @@
 // The echo client page: connect, send text, random bytes or a file, and check every echo.
 // Echoes come back in the order messages were sent, so each one is matched to the oldest
 // message still waiting, which gives its round-trip time and what it must be identical to.
+// The round trip runs from the send to the message event, and the page changes nothing on
+// screen while an echo is due: the browser lays out and paints every change before it runs
+// the next task, so a row shown after the send would count in the echo's round trip.
 
 import { explainClose } from "./closing.js";
 import { TrafficStats, formatBytes, formatMs } from "./stats.js";
@@ -8,6 +11,8 @@ import { TrafficStats, formatBytes, formatMs } from "./stats.js";
 const MAX_LOG_ROWS = 500;
 const PREVIEW_CHARS = 80;
 const RANDOM_CHUNK = 65_536; // crypto.getRandomValues fills at most 64 KiB per call.
+// Changes held while an echo is due are made after this long all the same.
+const ECHO_OVERDUE_MS = 1000;
 
 const root = document.getElementById("echo-client");
 const server = {
@@ -42,6 +47,8 @@ const ui = {
 const encoder = new TextEncoder();
 const stats = new TrafficStats();
 let connection = null; // { socket, offered, wasOpen, closedByUser, waiting: [] }
+const heldChanges = [];
+let overdueTimer = null;
 
 function setState(state) {
   ui.state.textContent = state;
@@ -59,12 +66,40 @@ function showNotice(text) {
   ui.notice.hidden = false;
 }
 
-function logEvent({ event, type = "", size = null, roundTrip = null, detail = "", check = "" }) {
+// Makes a change to the page, with the summary, at once; or while an echo is due, once none
+// is (ECHO_OVERDUE_MS at most), in the order they were asked for.
+function show(change) {
+  heldChanges.push(change);
+  if (connection?.waiting.length) overdueTimer ??= setTimeout(showHeld, ECHO_OVERDUE_MS);
+  else showHeld();
+}
+
+function showHeld() {
+  clearTimeout(overdueTimer);
+  overdueTimer = null;
+  for (const change of heldChanges.splice(0)) change();
+  renderSummary();
+}
+
+function logEvent(entry) {
+  const time = new Date();
+  show(() => appendRow({ time, ...entry }));
+}
+
+function appendRow({
+  time,
+  event,
+  type = "",
+  size = null,
+  roundTrip = null,
+  detail = "",
+  check = "",
+}) {
   const row = document.createElement("tr");
   row.dataset.event = event;
   if (check) row.dataset.check = check;
   const cells = [
-    new Date().toLocaleTimeString([], { hour12: false }),
+    time.toLocaleTimeString([], { hour12: false }),
     event,
     type,
     size === null ? "" : formatBytes(size),
@@ -147,6 +182,7 @@ function connect() {
     logEvent({ event: "error", detail: "The browser reported a WebSocket error." });
   });
   socket.addEventListener("close", (event) => {
+    current.waiting.length = 0;
     const explanation = explainClose({
       code: event.code,
       reason: event.reason,
@@ -179,7 +215,6 @@ function send(payload, label) {
   connection.socket.send(payload);
   stats.recordSent(size);
   logEvent({ event: "sent", type, size, detail: notes.filter(Boolean).join(" · ") });
-  renderSummary();
 }
 
 function receiveEcho(current, data) {
@@ -204,7 +239,6 @@ function receiveEcho(current, data) {
         : "NOT byte-identical ✗";
   stats.recordEcho(bytes.byteLength, roundTrip);
   logEvent({ event: "echoed", type, size: bytes.byteLength, roundTrip, detail, check: verdict });
-  renderSummary();
 }
 
 function randomBytes(count) {
@@ -228,8 +262,12 @@ ui.disconnect.addEventListener("click", () => {
 });
 byId("text-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  send(ui.text.value);
-  ui.text.value = "";
+  const text = ui.text.value;
+  send(text);
+  // Whatever was typed after Enter stays.
+  show(() => {
+    if (ui.text.value.startsWith(text)) ui.text.value = ui.text.value.slice(text.length);
+  });
 });
 byId("binary-form").addEventListener("submit", (event) => {
   event.preventDefault();
