@@ -50,6 +50,8 @@ INTERNALS = {
         *("_perMessageCompress", "websocket_extensions_in_use", "decompress_message_data"),
         *("create_from_offer_accept", "_decompressor", "accept_max_window_bits"),
         *("perMessageCompressionAccept", "PERMESSAGE_COMPRESSION_EXTENSION"),
+        *("processData", "consumeData", "onMessageBegin", "onMessageFrameBegin"),
+        *("current_frame", "_isMessageCompressed", "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG"),
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
@@ -73,7 +75,8 @@ INTERNALS = {
         *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
         *("handshake_exc", "SecurityError", "fail", "receive_data", "close_sent"),
         *("decoder", "encoder", "process_request_params", "remote_no_context_takeover"),
-        *("process_extensions", "InvalidHeaderFormat"),
+        *("process_extensions", "InvalidHeaderFormat", "max_message_size", "MESSAGE_TOO_BIG"),
+        "apply_mask",
     ],
 }
 
