@@ -182,8 +182,9 @@ def test_malformed_request_is_an_info_line(
         ({"headers": {"Sec-WebSocket-Version": "8"}}, "invalid_handshake"),
         ({"path": "/no/such/socket"}, "unknown_path"),
         ({"subprotocol": None}, "subprotocol_missing"),
+        ({"headers": {"Origin": "http://evil.example"}}, "foreign_origin"),
     ],
-    ids=["no-key", "version-8", "unknown-path", "no-subprotocol"],
+    ids=["no-key", "version-8", "unknown-path", "no-subprotocol", "foreign-origin"],
 )
 def test_refused_handshake_is_an_info_line(
     echo_server: LiveServer, options: dict[str, object], reason: str
