@@ -19,9 +19,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from echo import metrics
-from echo.connections import TrafficCounts, describe_client, open_connections
+from echo.connections import TrafficCounts, open_connections
 from echo.fastpath import FastWebsocketConsumer
 from echo.idle import IdleTimer
+from project.logfields import escaped, peer_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ PREVIEW_CHARS = 32
 def preview(text_data: str | None, bytes_data: bytes | None) -> str:
     """A short, log-safe glimpse of a message; whole payloads never reach the log."""
     if text_data is not None:
-        return repr(text_data[:PREVIEW_CHARS])
+        return escaped(text_data[:PREVIEW_CHARS])
     assert bytes_data is not None
     return bytes_data[: PREVIEW_CHARS // 2].hex()
 
@@ -58,13 +59,13 @@ class EchoConsumer(AsyncWebsocketConsumer):
     log_messages = False
 
     async def connect(self) -> None:
-        self.client = describe_client(self.scope.get("client"))
+        self.client = peer_name(self.scope.get("client"))
         offered = self.scope.get("subprotocols", [])
         if SUBPROTOCOL not in offered:
             logger.info(
                 "event=refused client=%s reason=subprotocol_missing offered=%s",
                 self.client,
-                ",".join(offered) or "-",
+                escaped(",".join(offered)) or "-",
             )
             metrics.refused("subprotocol_missing")
             await self.close()
@@ -190,8 +191,8 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         logger.info(
             "event=refused client=%s reason=unknown_path path=%s",
-            describe_client(self.scope.get("client")),
-            self.scope.get("path"),
+            peer_name(self.scope.get("client")),
+            escaped(self.scope["path"]),
         )
         metrics.refused("unknown_path")
         await self.close()

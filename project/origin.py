@@ -16,7 +16,7 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
 from echo import metrics
-from echo.connections import describe_client
+from project.logfields import escaped, peer_name
 
 logger = logging.getLogger("echo.handshake")
 
@@ -38,8 +38,8 @@ class BrowserOriginValidator(OriginValidator):
             return await self.application(scope, receive, send)
         logger.info(
             "event=refused client=%s reason=foreign_origin origin=%s",
-            describe_client(scope.get("client")),
-            origin,
+            peer_name(scope.get("client")),
+            escaped(origin),
         )
         metrics.refused("foreign_origin")
         return await WebsocketDenier()(scope, receive, send)
