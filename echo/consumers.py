@@ -143,7 +143,7 @@ class EchoConsumer(AsyncWebsocketConsumer):
         if self.counts is None:
             return
         counts = self.counts
-        metrics.CLOSED.labels(code=str(code)).inc()
+        metrics.closed(code)
         logger.info(
             "event=closed client=%s code=%s duration=%.3f messages_in=%d bytes_in=%d "
             "messages_out=%d bytes_out=%d",
