@@ -32,6 +32,9 @@ SUBPROTOCOL = "echo"
 CLOSE_NORMAL = 1000
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
+# What the log says of a connection that ended without the server reporting a close code
+# (RFC 6455's "abnormal closure", which servers report for a lost connection too).
+CLOSE_ABNORMAL = 1006
 
 IDLE_REASON = "idle timeout"
 TOO_BIG_REASON = "message too big"
@@ -52,6 +55,7 @@ class EchoConsumer(AsyncWebsocketConsumer):
 
     client = "unknown"
     counts: TrafficCounts | None = None
+    close_code: int | None = None
     idle_timer: IdleTimer | None = None
     idle_close: asyncio.Task[None] | None = None
     closing = False
@@ -71,6 +75,13 @@ class EchoConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         await self.accept(subprotocol=SUBPROTOCOL)
+        # Open from here on, so released, and logged as closed, once, when the connection's task
+        # ends, however it ends: the server may cancel it, or a send raise, without a
+        # disconnect(), and no timer or count may outlive the connection.
+        self.counts = TrafficCounts()
+        current_task = asyncio.current_task()
+        assert current_task is not None
+        current_task.add_done_callback(self.release)
         if open_connections.count >= settings.ECHO_MAX_CONNECTIONS:
             logger.warning(
                 "event=refused client=%s reason=capacity open=%d limit=%d",
@@ -81,14 +92,8 @@ class EchoConsumer(AsyncWebsocketConsumer):
             metrics.refused("capacity")
             await self.close_with(CLOSE_TRY_AGAIN_LATER, AT_CAPACITY_REASON)
             return
-        self.counts = TrafficCounts()
         open_connections.opened(self.counts)
         metrics.ACCEPTED.inc()
-        # Released when the connection's task ends, however it ends: the server may cancel it
-        # without a disconnect(), and no timer or count may outlive the connection.
-        current_task = asyncio.current_task()
-        assert current_task is not None
-        current_task.add_done_callback(self.release)
         # Read once per connection rather than once per message.
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.log_messages = logger.isEnabledFor(logging.DEBUG)
@@ -140,9 +145,20 @@ class EchoConsumer(AsyncWebsocketConsumer):
             counts.binary_bytes_out += size
 
     async def disconnect(self, code: int) -> None:
-        if self.counts is None:
-            return
+        # The server's word on how the connection ended, logged when it has ended (release).
+        self.close_code = code
+
+    def release(self, _: asyncio.Task[None]) -> None:
+        """The end of an open connection: its timers stop, its traffic joins the totals, and
+        its close is counted and logged, with the code the server reported, or 1006."""
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.idle_close is not None and not self.idle_close.done():
+            self.idle_close.cancel()
         counts = self.counts
+        assert counts is not None
+        open_connections.closed(counts)
+        code = CLOSE_ABNORMAL if self.close_code is None else self.close_code
         metrics.closed(code)
         logger.info(
             "event=closed client=%s code=%s duration=%.3f messages_in=%d bytes_in=%d "
@@ -155,14 +171,6 @@ class EchoConsumer(AsyncWebsocketConsumer):
             counts.messages_out,
             counts.bytes_out,
         )
-
-    def release(self, _: asyncio.Task[None]) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-        if self.idle_close is not None and not self.idle_close.done():
-            self.idle_close.cancel()
-        if self.counts is not None:
-            open_connections.closed(self.counts)
 
     def on_idle(self) -> None:
         logger.info(

@@ -124,6 +124,22 @@ def test_ping_timeout_is_logged(live_servers: ServerFactory, server_kind: str) -
         assert closed_code(server, client, since) == 1006
 
 
+def test_capacity_refusal_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
+    """A connection over ECHO_MAX_CONNECTIONS, accepted and then closed with 1013, is logged as
+    refused and as closed, once each."""
+    server = live_servers(server_kind, ECHO_MAX_CONNECTIONS="3")
+    since = server.log_end()
+    with (
+        RawClient.open(HOST, server.port),
+        RawClient.open(HOST, server.port),
+        RawClient.open(HOST, server.port),
+        RawClient.open(HOST, server.port) as over,
+    ):
+        assert over.expect_close().close_code == 1013
+        client_lines(server, over, "refused", since)
+        assert closed_code(server, over, since) == 1013
+
+
 def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     """A client that sends without ever reading is dropped by keepalive, and logged."""
     server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")

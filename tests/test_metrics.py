@@ -61,7 +61,8 @@ async def test_counts_a_known_sequence_exactly(
     client: Client, echo_client: Callable[..., WebsocketCommunicator], settings: Settings
 ) -> None:
     """Accepted, refused (each reason), open, messages and bytes each way by type, and closes
-    by code: each counter moves by exactly what was done, traffic included while open."""
+    by code (the one refused at capacity too): each counter moves by exactly what was done,
+    traffic included while open."""
     before = scrape(client)
     websocket = echo_client()
     assert (await websocket.connect())[0]
@@ -83,7 +84,7 @@ async def test_counts_a_known_sequence_exactly(
     at_capacity = echo_client()
     await at_capacity.connect()
     assert (await at_capacity.receive_output())["code"] == 1013
-    await at_capacity.disconnect()
+    await at_capacity.disconnect(code=1013)
 
     traffic = {
         series("echo_messages_received_total", type="text"): 2,
@@ -103,6 +104,7 @@ async def test_counts_a_known_sequence_exactly(
     assert changes(before, scrape(client)) == {
         series("echo_connections_accepted_total"): 1,
         series("echo_connections_closed_total", code="1001"): 1,
+        series("echo_connections_closed_total", code="1013"): 1,
         **{
             series("echo_connections_refused_total", reason=reason): 1
             for reason in ("subprotocol_missing", "foreign_origin", "unknown_path", "capacity")
