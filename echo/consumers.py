@@ -177,6 +177,22 @@ class EchoConsumer(AsyncWebsocketConsumer):
             "event=idle_timeout client=%s timeout=%s", self.client, settings.ECHO_IDLE_TIMEOUT
         )
         self.idle_close = asyncio.ensure_future(self.close_with(CLOSE_NORMAL, IDLE_REASON))
+        self.idle_close.add_done_callback(self.idle_close_done)
+
+    def idle_close_done(self, idle_close: asyncio.Task[None]) -> None:
+        """Takes the error of an idle close the server could not send, which asyncio would log
+        as an ERROR ("Task exception was never retrieved") whenever the task is collected.
+
+        ASGI servers raise an OSError for a connection that has gone: nothing is left to close,
+        and its end is logged when its task ends. Any other error is a defect, reported as such.
+        """
+        if idle_close.cancelled():
+            return
+        error = idle_close.exception()
+        if error is not None and not isinstance(error, OSError):
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "idle close failed", "exception": error, "task": idle_close}
+            )
 
     async def close_with(self, code: int, reason: str) -> None:
         """Close once; messages still in flight after our close frame are not echoed."""

@@ -8,6 +8,8 @@ The fast base may change speed, never behaviour.
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -266,15 +268,15 @@ def closed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-def send_fails_for(message_type: str) -> Wrapper:
-    """A server whose send raises for ``message_type``, as ASGI servers do (an OSError) once
-    the client has gone."""
+def send_fails_for(message_type: str, error: Exception | None = None) -> Wrapper:
+    """A server whose send raises for ``message_type``: by default as ASGI servers do once the
+    client has gone (an OSError)."""
 
     def server(application: Any) -> Any:
         async def serve(scope: Any, receive: Any, send: Any) -> None:
             async def send_or_fail(message: dict[str, Any]) -> None:
                 if message["type"] == message_type:
-                    raise ConnectionResetError("the client has gone")
+                    raise error or ConnectionResetError("the client has gone")
                 await send(message)
 
             await application(scope, receive, send_or_fail)
@@ -326,3 +328,36 @@ async def test_connection_ended_without_a_close_logs_closed_once(
     await end(echo_client)
     (closed,) = closed_lines(caplog)
     assert " code=1006 " in closed
+
+
+async def test_idle_close_that_cannot_be_sent_logs_no_error(
+    echo_client: ClientFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An idle close the server cannot send (the client has gone) writes no ERROR, then or
+    when the connection is gone."""
+    await close_idle_connection(echo_client, settings, send_fails_for("websocket.close"))
+    assert "event=idle_timeout" in caplog.text
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_idle_close_that_fails_otherwise_is_an_error(
+    echo_client: ClientFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An idle close that fails for any other reason is a defect, and is logged as one, once."""
+    failure = send_fails_for("websocket.close", RuntimeError("a defect"))
+    await close_idle_connection(echo_client, settings, failure)
+    (error,) = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert error.getMessage().startswith("idle close failed")
+
+
+async def close_idle_connection(
+    echo_client: ClientFactory, settings: Settings, server: Wrapper
+) -> None:
+    """A connection left idle past its timeout, then ended, and collected."""
+    settings.ECHO_IDLE_TIMEOUT = 0.1
+    client = echo_client(server=server)
+    await client.connect()
+    await asyncio.sleep(0.3)
+    await client.disconnect(code=1006)
+    del client
+    gc.collect()
