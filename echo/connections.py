@@ -1,5 +1,5 @@
-"""The echo WebSockets of this process: what each one carried, which are open (read by the
-connection cap, /healthz and /metrics), and how their clients are named in the log."""
+"""The echo WebSockets of this process: what each one carried, and which are open (read by the
+connection cap, /healthz and /metrics)."""
 
 from __future__ import annotations
 
@@ -78,11 +78,3 @@ class OpenConnections:
 
 
 open_connections = OpenConnections()
-
-
-def describe_client(client: list[object] | tuple[object, ...] | None) -> str:
-    """ASGI gives the peer as ``[host, port]``, or nothing at all for a unix socket."""
-    if not client:
-        return "unknown"
-    host, port = client[0], client[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -19,9 +19,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from echo import metrics
-from echo.connections import TrafficCounts, describe_client, open_connections
+from echo.connections import TrafficCounts, open_connections
 from echo.fastpath import FastWebsocketConsumer
 from echo.idle import IdleTimer
+from project.logfields import escaped, peer_name
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ SUBPROTOCOL = "echo"
 CLOSE_NORMAL = 1000
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
+# What the log says of a connection that ended without the server reporting a close code
+# (RFC 6455's "abnormal closure", which servers report for a lost connection too).
+CLOSE_ABNORMAL = 1006
 
 IDLE_REASON = "idle timeout"
 TOO_BIG_REASON = "message too big"
@@ -41,7 +45,7 @@ PREVIEW_CHARS = 32
 def preview(text_data: str | None, bytes_data: bytes | None) -> str:
     """A short, log-safe glimpse of a message; whole payloads never reach the log."""
     if text_data is not None:
-        return repr(text_data[:PREVIEW_CHARS])
+        return escaped(text_data[:PREVIEW_CHARS])
     assert bytes_data is not None
     return bytes_data[: PREVIEW_CHARS // 2].hex()
 
@@ -51,6 +55,7 @@ class EchoConsumer(AsyncWebsocketConsumer):
 
     client = "unknown"
     counts: TrafficCounts | None = None
+    close_code: int | None = None
     idle_timer: IdleTimer | None = None
     idle_close: asyncio.Task[None] | None = None
     closing = False
@@ -58,18 +63,25 @@ class EchoConsumer(AsyncWebsocketConsumer):
     log_messages = False
 
     async def connect(self) -> None:
-        self.client = describe_client(self.scope.get("client"))
+        self.client = peer_name(self.scope.get("client"))
         offered = self.scope.get("subprotocols", [])
         if SUBPROTOCOL not in offered:
             logger.info(
                 "event=refused client=%s reason=subprotocol_missing offered=%s",
                 self.client,
-                ",".join(offered) or "-",
+                escaped(",".join(offered)) or "-",
             )
             metrics.refused("subprotocol_missing")
             await self.close()
             return
         await self.accept(subprotocol=SUBPROTOCOL)
+        # Open from here on, so released, and logged as closed, once, when the connection's task
+        # ends, however it ends: the server may cancel it, or a send raise, without a
+        # disconnect(), and no timer or count may outlive the connection.
+        self.counts = TrafficCounts()
+        current_task = asyncio.current_task()
+        assert current_task is not None
+        current_task.add_done_callback(self.release)
         if open_connections.count >= settings.ECHO_MAX_CONNECTIONS:
             logger.warning(
                 "event=refused client=%s reason=capacity open=%d limit=%d",
@@ -80,14 +92,8 @@ class EchoConsumer(AsyncWebsocketConsumer):
             metrics.refused("capacity")
             await self.close_with(CLOSE_TRY_AGAIN_LATER, AT_CAPACITY_REASON)
             return
-        self.counts = TrafficCounts()
         open_connections.opened(self.counts)
         metrics.ACCEPTED.inc()
-        # Released when the connection's task ends, however it ends: the server may cancel it
-        # without a disconnect(), and no timer or count may outlive the connection.
-        current_task = asyncio.current_task()
-        assert current_task is not None
-        current_task.add_done_callback(self.release)
         # Read once per connection rather than once per message.
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.log_messages = logger.isEnabledFor(logging.DEBUG)
@@ -139,10 +145,21 @@ class EchoConsumer(AsyncWebsocketConsumer):
             counts.binary_bytes_out += size
 
     async def disconnect(self, code: int) -> None:
-        if self.counts is None:
-            return
+        # The server's word on how the connection ended, logged when it has ended (release).
+        self.close_code = code
+
+    def release(self, _: asyncio.Task[None]) -> None:
+        """The end of an open connection: its timers stop, its traffic joins the totals, and
+        its close is counted and logged, with the code the server reported, or 1006."""
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self.idle_close is not None and not self.idle_close.done():
+            self.idle_close.cancel()
         counts = self.counts
-        metrics.CLOSED.labels(code=str(code)).inc()
+        assert counts is not None
+        open_connections.closed(counts)
+        code = CLOSE_ABNORMAL if self.close_code is None else self.close_code
+        metrics.closed(code)
         logger.info(
             "event=closed client=%s code=%s duration=%.3f messages_in=%d bytes_in=%d "
             "messages_out=%d bytes_out=%d",
@@ -155,19 +172,27 @@ class EchoConsumer(AsyncWebsocketConsumer):
             counts.bytes_out,
         )
 
-    def release(self, _: asyncio.Task[None]) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-        if self.idle_close is not None and not self.idle_close.done():
-            self.idle_close.cancel()
-        if self.counts is not None:
-            open_connections.closed(self.counts)
-
     def on_idle(self) -> None:
         logger.info(
             "event=idle_timeout client=%s timeout=%s", self.client, settings.ECHO_IDLE_TIMEOUT
         )
         self.idle_close = asyncio.ensure_future(self.close_with(CLOSE_NORMAL, IDLE_REASON))
+        self.idle_close.add_done_callback(self.idle_close_done)
+
+    def idle_close_done(self, idle_close: asyncio.Task[None]) -> None:
+        """Takes the error of an idle close the server could not send, which asyncio would log
+        as an ERROR ("Task exception was never retrieved") whenever the task is collected.
+
+        ASGI servers raise an OSError for a connection that has gone: nothing is left to close,
+        and its end is logged when its task ends. Any other error is a defect, reported as such.
+        """
+        if idle_close.cancelled():
+            return
+        error = idle_close.exception()
+        if error is not None and not isinstance(error, OSError):
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "idle close failed", "exception": error, "task": idle_close}
+            )
 
     async def close_with(self, code: int, reason: str) -> None:
         """Close once; messages still in flight after our close frame are not echoed."""
@@ -190,8 +215,8 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         logger.info(
             "event=refused client=%s reason=unknown_path path=%s",
-            describe_client(self.scope.get("client")),
-            self.scope.get("path"),
+            peer_name(self.scope.get("client")),
+            escaped(self.scope["path"]),
         )
         metrics.refused("unknown_path")
         await self.close()

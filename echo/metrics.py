@@ -36,19 +36,33 @@ REFUSED = Counter(
 )
 CLOSED = Counter(
     "echo_connections_closed",
-    "Accepted WebSocket connections that have ended, by close code.",
+    "Accepted WebSocket connections that have ended, by close code "
+    "(other: a code an application chose, 3000-4999).",
     ["code"],
     registry=REGISTRY,
 )
 
-# Every reason the service refuses a connection for, so each series exists from the start.
+# Labels take only values the project chose, so a client can add no series, and each series
+# exists from the start. A reason is one the service refuses a connection for.
 REFUSAL_REASONS = ("subprotocol_missing", "foreign_origin", "unknown_path", "capacity")
+# A close code is one RFC 6455 (section 7.4.1) or the IANA registry defines that a connection
+# can end with here: 1005 and 1006 for a close without a code and a connection lost without
+# one, no 1004 or 1014 (a protocol error, 1002) and no 1015 (TLS). Any other code is a
+# client's choice (an application's 3000-4999), counted as OTHER_CLOSE_CODE.
+CLOSE_CODES = (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013)
+OTHER_CLOSE_CODE = "other"
 for reason in REFUSAL_REASONS:
     REFUSED.labels(reason=reason)
+for code in (*map(str, CLOSE_CODES), OTHER_CLOSE_CODE):
+    CLOSED.labels(code=code)
 
 
 def refused(reason: str) -> None:
     REFUSED.labels(reason=reason).inc()
+
+
+def closed(code: int) -> None:
+    CLOSED.labels(code=str(code) if code in CLOSE_CODES else OTHER_CLOSE_CODE).inc()
 
 
 class TrafficCollector(Collector):

@@ -12,12 +12,9 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+from project.logfields import escaped
+
 SECURITY_LOGGER = "django.security."
-
-
-def escaped(text: str) -> str:
-    """Client-supplied text, on one line and in ASCII."""
-    return text.encode("unicode_escape").decode("ascii").replace(" ", "%20")
 
 
 class ClientErrors(logging.Filter):
@@ -35,7 +32,7 @@ class ClientErrors(logging.Filter):
         record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
         record.msg = "event=http_refused client=%s status=%d reason=%s method=%s path=%s host=%s"
         record.args = (
-            meta.get("REMOTE_ADDR") or "unknown",
+            escaped(meta.get("REMOTE_ADDR") or "unknown"),
             status,
             reason,
             escaped(meta.get("REQUEST_METHOD", "-")),

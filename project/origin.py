@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import ParseResult
+from urllib.parse import urlparse
 
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
 from echo import metrics
+from project.logfields import escaped, peer_name
 
 logger = logging.getLogger("echo.handshake")
 
@@ -26,11 +27,19 @@ class BrowserOriginValidator(OriginValidator):
     def __init__(self, application: Any) -> None:
         super().__init__(application, settings.ALLOWED_HOSTS)
 
-    def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
-        if parsed_origin is None:
-            return True
-        if self.validate_origin(parsed_origin):
-            return True
-        logger.info("event=refused reason=foreign_origin origin=%s", parsed_origin.geturl())
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        # What Channels' __call__ does, reading Origin as it does (the last such line), so that
+        # the refusal is logged where the scope can name the client.
+        origin = None
+        for name, value in scope.get("headers", []):
+            if name == b"origin":
+                origin = value.decode("latin-1")
+        if origin is None or self.validate_origin(urlparse(origin)):
+            return await self.application(scope, receive, send)
+        logger.info(
+            "event=refused client=%s reason=foreign_origin origin=%s",
+            peer_name(scope.get("client")),
+            escaped(origin),
+        )
         metrics.refused("foreign_origin")
-        return False
+        return await WebsocketDenier()(scope, receive, send)

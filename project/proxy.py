@@ -4,10 +4,24 @@ Behind nginx every connection comes from the proxy, so the real client is in
 ``X-Forwarded-For``. Any client can send that header, so it is believed only on connections
 whose peer address is in ECHO_TRUSTED_PROXIES. daphne's own ``--proxy-headers`` believes it
 from every peer, which is why the project does this itself.
+
+Each proxy appends what it saw, on the header's last line or on a line of its own, and lines
+that come before are the client's to write. So both headers are read as RFC 9110 (section 5.3)
+reads a repeated field, every line joined in order, and from the right:
+
+* the client is the right-most ``X-Forwarded-For`` entry that is not a trusted proxy (the
+  left-most entry when every one is). It is believed only if it is an IP address: anything else
+  (``unknown``, a name, an address with a port) leaves the client unknown, as for a unix socket,
+  rather than naming the proxy, whose address may open ``/metrics``;
+* the scheme is the ``X-Forwarded-Proto`` entry at the client's position, counted from the
+  right, since each proxy appends the scheme it was reached by beside the address; a proxy that
+  sets the header instead of appending to it leaves fewer entries, and then the left-most,
+  written by the proxy furthest out, says it. Anything but ``http`` or ``https`` is ignored.
 """
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Any
 
 from django.conf import settings
@@ -17,11 +31,16 @@ from project.networks import Network, address_in
 SCHEMES = {"http": {"http": "http", "https": "https"}, "websocket": {"http": "ws", "https": "wss"}}
 
 
-def header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return value.decode("latin-1")
-    return None
+def header_list(scope: dict[str, Any], name: bytes) -> list[str]:
+    """The elements of a comma-separated header, across all its lines in order; empty ones,
+    which RFC 9110 says to ignore, are left out."""
+    return [
+        element.strip()
+        for key, value in scope.get("headers", [])
+        if key == name
+        for element in value.decode("latin-1").split(",")
+        if element.strip()
+    ]
 
 
 class TrustedProxyHeaders:
@@ -39,19 +58,31 @@ class TrustedProxyHeaders:
 
     def forwarded(self, scope: dict[str, Any]) -> dict[str, Any]:
         scope = dict(scope)
-        client = self.client_from(header(scope, b"x-forwarded-for") or "")
-        if client:
-            scope["client"] = (client, 0)
-        forwarded_proto = (header(scope, b"x-forwarded-proto") or "").strip().lower()
-        if forwarded_proto in ("http", "https"):
-            scope["scheme"] = SCHEMES[scope["type"]][forwarded_proto]
+        hops = header_list(scope, b"x-forwarded-for")
+        # Where the client is among the hops, counted from the right (0: the right-most).
+        from_right = 0
+        if hops:
+            from_right = self.client_from_right(hops)
+            scope["client"] = client_address(hops[-1 - from_right])
+        schemes = header_list(scope, b"x-forwarded-proto")
+        if schemes:
+            scheme = schemes[-1 - from_right] if from_right < len(schemes) else schemes[0]
+            if scheme.lower() in ("http", "https"):
+                scope["scheme"] = SCHEMES[scope["type"]][scheme.lower()]
         return scope
 
-    def client_from(self, forwarded_for: str) -> str | None:
-        """The right-most address that is not one of our proxies: each proxy appends what it
-        saw, so entries further left were written by someone we cannot vouch for."""
-        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-        for hop in reversed(hops):
+    def client_from_right(self, hops: list[str]) -> int:
+        """The right-most hop that is not one of our proxies: entries further left were written
+        by someone we cannot vouch for. The left-most when every hop is a proxy."""
+        for from_right, hop in enumerate(reversed(hops)):
             if not address_in(hop, self.proxies):
-                return hop
-        return hops[0] if hops else None
+                return from_right
+        return len(hops) - 1
+
+
+def client_address(hop: str) -> tuple[str, int] | None:
+    """An ASGI ``client`` for a forwarded address, or None (unknown) for anything else."""
+    try:
+        return (str(ip_address(hop)), 0)
+    except ValueError:
+        return None

@@ -5,15 +5,17 @@ each one.
 it once Django is set up, so it holds under ``manage.py runserver`` and ``daphne
 project.asgi:application`` alike. ``servers.uvicorn`` holds the protocol classes uvicorn loads
 with its ``--http`` and ``--ws`` flags. ``servers.launcher`` starts any of them as a process.
-Nothing here imports the echo app: these are fixes to the servers, whatever they serve.
+Nothing here imports the echo app: these are fixes to the servers, whatever they serve. Their
+log lines name clients and quote them as the application's do (``project.logfields``).
 docs/upstream.md lists the defect behind each adjustment.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from http import HTTPStatus
+
+from project.logfields import Client, escaped, peer_name
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ FAILURE_GRACE = 1.0
 COMPRESSION_WINDOW_BITS = 12
 COMPRESSION_MEMORY_LEVEL = 5
 
-Client = tuple[str, int] | list[object] | None
-
 # The reason of a 1009 close, under every server.
 TOO_BIG_REASON = "message too big"
 
@@ -49,14 +49,6 @@ def compressed_size_bound(size: int) -> int:
     larger, and the wire size of a compressed message stays bounded.
     """
     return size + (size >> 3) + (size >> 8) + (size >> 9) + 64
-
-
-def peer_name(client: Client) -> str:
-    """A client as the service's log lines name it: ``host:port``, or ``[v6 host]:port``."""
-    if not client:
-        return "unknown"
-    host, port = client[0], client[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def log_http_refused(client: Client, status: HTTPStatus) -> None:
@@ -76,7 +68,7 @@ def log_refused_handshake(client: Client, status: int, detail: str) -> None:
         "event=refused client=%s reason=invalid_handshake status=%d detail=%s",
         peer_name(client),
         status,
-        json.dumps(detail),
+        escaped(detail),
     )
 
 
@@ -86,7 +78,7 @@ def log_protocol_error(client: Client, code: int, detail: str) -> None:
         "event=protocol_error client=%s code=%d detail=%s",
         peer_name(client),
         code,
-        json.dumps(detail),
+        escaped(detail),
     )
 
 

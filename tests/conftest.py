@@ -1,10 +1,13 @@
-"""Fixtures shared by the suite: live servers started once per configuration and reused."""
+"""Fixtures shared by the suite (live servers started once per configuration and reused), and how
+many examples each property test draws."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from django.core.management import call_command
 from django.test import override_settings
@@ -14,6 +17,13 @@ from tests.rawws import RawClient
 from tests.timing import bound
 
 ServerFactory = Callable[..., LiveServer]
+
+# Each property test draws 100 examples, as `make test` can afford; ECHO_TEST_EXAMPLES=10000
+# draws more. No deadline: on a loaded machine a slow example is the machine's doing.
+hypothesis.settings.register_profile(
+    "echo", max_examples=int(os.environ.get("ECHO_TEST_EXAMPLES", "100")), deadline=None
+)
+hypothesis.settings.load_profile("echo")
 
 
 @pytest.fixture(scope="session", autouse=True)

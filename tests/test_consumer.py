@@ -8,8 +8,11 @@ The fast base may change speed, never behaviour.
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from channels.routing import URLRouter
@@ -23,6 +26,7 @@ from project.origin import BrowserOriginValidator
 from tests.timing import bound
 
 ClientFactory = Callable[..., WebsocketCommunicator]
+Wrapper = Callable[[Any], Any]
 
 # The same routes as the project's, serving the plain consumer.
 STOCK_APPLICATION = BrowserOriginValidator(
@@ -42,10 +46,11 @@ def echo_client(request: pytest.FixtureRequest, static_root: Path) -> ClientFact
         path: str = "/echo",
         subprotocols: list[str] | None = None,
         origin: bytes | None = None,
+        server: Wrapper = lambda application: application,
     ) -> WebsocketCommunicator:
         headers = [(b"origin", origin)] if origin is not None else []
         return WebsocketCommunicator(
-            served,
+            server(served),
             path,
             headers=headers,
             subprotocols=["echo"] if subprotocols is None else subprotocols,
@@ -250,3 +255,109 @@ async def test_message_over_the_limit_closes_with_1009(
     await client.send_to(**message)
     closed = await client.receive_output()
     assert closed == {"type": "websocket.close", "code": 1009, "reason": "message too big"}
+
+
+# The end of an accepted connection is logged once, however it ends.
+
+
+def closed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("event=closed ")
+    ]
+
+
+def send_fails_for(message_type: str, error: Exception | None = None) -> Wrapper:
+    """A server whose send raises for ``message_type``: by default as ASGI servers do once the
+    client has gone (an OSError)."""
+
+    def server(application: Any) -> Any:
+        async def serve(scope: Any, receive: Any, send: Any) -> None:
+            async def send_or_fail(message: dict[str, Any]) -> None:
+                if message["type"] == message_type:
+                    raise error or ConnectionResetError("the client has gone")
+                await send(message)
+
+            await application(scope, receive, send_or_fail)
+
+        return serve
+
+    return server
+
+
+async def test_capacity_refusal_logs_closed_once(
+    echo_client: ClientFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection refused at capacity (accepted, then closed with 1013) logs its close once."""
+    settings.ECHO_MAX_CONNECTIONS = 0
+    client = echo_client()
+    await client.connect()
+    assert (await client.receive_output())["code"] == 1013
+    await client.disconnect(code=1013)
+    (closed,) = closed_lines(caplog)
+    assert " code=1013 " in closed
+
+
+async def server_cancels_it(echo_client: ClientFactory) -> WebsocketCommunicator:
+    client = echo_client()
+    await client.connect()
+    client.future.cancel()
+    await asyncio.wait([client.future])
+    return client
+
+
+async def its_echo_meets_a_vanished_client(echo_client: ClientFactory) -> WebsocketCommunicator:
+    client = echo_client(server=send_fails_for("websocket.send"))
+    await client.connect()
+    await client.send_to(text_data="anyone there?")
+    await asyncio.wait([client.future])
+    assert isinstance(client.future.exception(), ConnectionResetError)
+    return client
+
+
+@pytest.mark.parametrize(
+    "end", [server_cancels_it, its_echo_meets_a_vanished_client], ids=lambda end: end.__name__
+)
+async def test_connection_ended_without_a_close_logs_closed_once(
+    echo_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+    end: Callable[[ClientFactory], Awaitable[WebsocketCommunicator]],
+) -> None:
+    """A connection that ends without disconnect() logs its close once, with 1006."""
+    await end(echo_client)
+    (closed,) = closed_lines(caplog)
+    assert " code=1006 " in closed
+
+
+async def test_idle_close_that_cannot_be_sent_logs_no_error(
+    echo_client: ClientFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An idle close the server cannot send (the client has gone) writes no ERROR, then or
+    when the connection is gone."""
+    await close_idle_connection(echo_client, settings, send_fails_for("websocket.close"))
+    assert "event=idle_timeout" in caplog.text
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_idle_close_that_fails_otherwise_is_an_error(
+    echo_client: ClientFactory, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An idle close that fails for any other reason is a defect, and is logged as one, once."""
+    failure = send_fails_for("websocket.close", RuntimeError("a defect"))
+    await close_idle_connection(echo_client, settings, failure)
+    (error,) = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert error.getMessage().startswith("idle close failed")
+
+
+async def close_idle_connection(
+    echo_client: ClientFactory, settings: Settings, server: Wrapper
+) -> None:
+    """A connection left idle past its timeout, then ended, and collected."""
+    settings.ECHO_IDLE_TIMEOUT = 0.1
+    client = echo_client(server=server)
+    await client.connect()
+    await asyncio.sleep(0.3)
+    await client.disconnect(code=1006)
+    del client
+    gc.collect()

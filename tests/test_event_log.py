@@ -124,6 +124,22 @@ def test_ping_timeout_is_logged(live_servers: ServerFactory, server_kind: str) -
         assert closed_code(server, client, since) == 1006
 
 
+def test_capacity_refusal_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
+    """A connection over ECHO_MAX_CONNECTIONS, accepted and then closed with 1013, is logged as
+    refused and as closed, once each."""
+    server = live_servers(server_kind, ECHO_MAX_CONNECTIONS="3")
+    since = server.log_end()
+    with (
+        RawClient.open(HOST, server.port),
+        RawClient.open(HOST, server.port),
+        RawClient.open(HOST, server.port),
+        RawClient.open(HOST, server.port) as over,
+    ):
+        assert over.expect_close().close_code == 1013
+        client_lines(server, over, "refused", since)
+        assert closed_code(server, over, since) == 1013
+
+
 def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     """A client that sends without ever reading is dropped by keepalive, and logged."""
     server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")
@@ -182,8 +198,9 @@ def test_malformed_request_is_an_info_line(
         ({"headers": {"Sec-WebSocket-Version": "8"}}, "invalid_handshake"),
         ({"path": "/no/such/socket"}, "unknown_path"),
         ({"subprotocol": None}, "subprotocol_missing"),
+        ({"headers": {"Origin": "http://evil.example"}}, "foreign_origin"),
     ],
-    ids=["no-key", "version-8", "unknown-path", "no-subprotocol"],
+    ids=["no-key", "version-8", "unknown-path", "no-subprotocol", "foreign-origin"],
 )
 def test_refused_handshake_is_an_info_line(
     echo_server: LiveServer, options: dict[str, object], reason: str
@@ -194,3 +211,57 @@ def test_refused_handshake_is_an_info_line(
         (refused,) = client_lines(echo_server, client, "refused", since)
         assert f" reason={reason}" in refused
         assert_no_warnings_about(echo_server, client, since)
+
+
+# Client-supplied text is escaped: one request writes one line of its own pairs, whatever the
+# client puts in its path, subprotocols, Origin, headers or messages.
+
+FORGED = "event=accepted client=6.6.6.6:1"
+# A forged pair or line names this client; the escaped text never does (its "=" and spaces are
+# percent-encoded), nor do the servers' own access lines, which quote the raw request.
+FORGED_CLIENT = re.compile(r"(^|\s)client=6\.6\.6\.6")
+
+
+def assert_one_line_of_pairs(server: LiveServer, line: str, since: int) -> None:
+    """``line`` holds one event and one client, and nothing in the log names the forged one."""
+    assert len(re.findall(r"(^|\s)event=", line)) == 1, line
+    assert len(re.findall(r"(^|\s)client=", line)) == 1, line
+    forged = [
+        logged for logged in server.log()[since:].splitlines() if FORGED_CLIENT.search(logged)
+    ]
+    assert not forged, forged
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"path": "/x%0Aevent=accepted%20client=6.6.6.6:1"},
+        {"subprotocol": "chat%0D%0Aevent=closed%20client=6.6.6.6:1%20code=1000"},
+        {"subprotocol": f"chat {FORGED}"},
+        {"headers": {"Origin": f"http://evil.example/ {FORGED}"}},
+        {"headers": {"Sec-WebSocket-Version": f"8 {FORGED}"}},
+    ],
+    ids=["path", "quoted-subprotocol", "subprotocol", "origin", "version"],
+)
+def test_refused_handshake_cannot_forge_a_line(
+    echo_server: LiveServer, options: dict[str, object]
+) -> None:
+    """A handshake whose path or headers hold a line break or pairs is refused in one line."""
+    since = echo_server.log_end()
+    with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
+        assert client.handshake(**options).status in (400, 403)
+        (refused,) = client_lines(echo_server, client, "refused", since)
+        assert_one_line_of_pairs(echo_server, refused, since)
+
+
+def test_message_preview_cannot_forge_a_line(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """At DEBUG, a message's preview holds no line break or pair of the client's making."""
+    server = live_servers(server_kind, LOG_LEVEL="DEBUG")
+    since = server.log_end()
+    with RawClient.open(HOST, server.port) as client:
+        client.send(frame(TEXT, f"x\n{FORGED} y".encode()))
+        client.recv_message()
+        (message,) = client_lines(server, client, "message", since)
+        assert_one_line_of_pairs(server, message, since)

@@ -278,10 +278,11 @@ def test_unknown_path_is_404(echo_server: LiveServer) -> None:
 async def test_logs_connection_lifecycle(live_servers: ServerFactory, server_kind: str) -> None:
     """The log records an accepted connection, its messages by size and its close with counts."""
     server = live_servers(server_kind, LOG_LEVEL="DEBUG")
+    since = server.log_end()
     async with connect_echo(f"{server.ws_url}/echo") as ws:
         await ws.send("secret-payload-" + "z" * 100)
         await ws.recv()
-    log = await wait_for_log(server.log, "event=closed")
+    log = await wait_for_log(lambda: server.log()[since:], "event=closed")
     assert "event=accepted" in log
     assert "type=text size=115" in log
     assert "messages_in=1 bytes_in=115 messages_out=1 bytes_out=115" in log

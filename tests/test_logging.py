@@ -65,7 +65,7 @@ def test_bad_request_is_an_info_line(collected: list[logging.LogRecord]) -> None
     assert record.levelno == logging.INFO
     assert record.getMessage() == (
         "event=http_refused client=192.0.2.9 status=405 reason=method_not_allowed "
-        "method=POST path=/\\xe9cho host=echo.example.com"
+        "method=POST path=/%C3%A9cho host=echo.example.com"
     )
 
 

@@ -61,7 +61,8 @@ async def test_counts_a_known_sequence_exactly(
     client: Client, echo_client: Callable[..., WebsocketCommunicator], settings: Settings
 ) -> None:
     """Accepted, refused (each reason), open, messages and bytes each way by type, and closes
-    by code: each counter moves by exactly what was done, traffic included while open."""
+    by code (the one refused at capacity too): each counter moves by exactly what was done,
+    traffic included while open."""
     before = scrape(client)
     websocket = echo_client()
     assert (await websocket.connect())[0]
@@ -71,7 +72,7 @@ async def test_counts_a_known_sequence_exactly(
     await websocket.send_to(bytes_data=b"\x00\x01\x02")
     await websocket.receive_output()
     during = changes(before, scrape(client))
-    await websocket.disconnect(code=4000)
+    await websocket.disconnect(code=1001)
 
     for refused in (
         echo_client(subprotocols=("chat",)),
@@ -83,7 +84,7 @@ async def test_counts_a_known_sequence_exactly(
     at_capacity = echo_client()
     await at_capacity.connect()
     assert (await at_capacity.receive_output())["code"] == 1013
-    await at_capacity.disconnect()
+    await at_capacity.disconnect(code=1013)
 
     traffic = {
         series("echo_messages_received_total", type="text"): 2,
@@ -102,12 +103,42 @@ async def test_counts_a_known_sequence_exactly(
     }
     assert changes(before, scrape(client)) == {
         series("echo_connections_accepted_total"): 1,
-        series("echo_connections_closed_total", code="4000"): 1,
+        series("echo_connections_closed_total", code="1001"): 1,
+        series("echo_connections_closed_total", code="1013"): 1,
         **{
             series("echo_connections_refused_total", reason=reason): 1
             for reason in ("subprotocol_missing", "foreign_origin", "unknown_path", "capacity")
         },
         **traffic,
+    }
+
+
+def test_close_code_series_exist_from_the_start(client: Client) -> None:
+    """Each close code a connection can end with has its series before any connection ends,
+    and so has ``other``, the one series of every code an application chooses."""
+    codes = {
+        dict(labels)["code"]
+        for name, labels in scrape(client)
+        if name == "echo_connections_closed_total"
+    }
+    assert codes == {*(str(code) for code in (*range(1000, 1004), *range(1005, 1014))), "other"}
+
+
+async def test_a_client_cannot_add_series(
+    client: Client, echo_client: Callable[..., WebsocketCommunicator]
+) -> None:
+    """Twenty connections closing with twenty codes of their own (4100-4119) count in one
+    series, ``other``, and add none."""
+    before = scrape(client)
+    for code in range(4100, 4120):
+        websocket = echo_client()
+        assert (await websocket.connect())[0]
+        await websocket.disconnect(code=code)
+    after = scrape(client)
+    assert set(after) == set(before)
+    assert changes(before, after) == {
+        series("echo_connections_accepted_total"): 20,
+        series("echo_connections_closed_total", code="other"): 20,
     }
 
 

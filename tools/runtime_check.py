@@ -13,7 +13,15 @@ import sys
 import tempfile
 
 # Installed for tests and the benchmark only (requirements-dev.lock, bench/requirements.lock).
-NOT_FOR_PRODUCTION = ("pytest", "playwright", "ruff", "psutil", "granian", "matplotlib")
+NOT_FOR_PRODUCTION = (
+    "pytest",
+    "hypothesis",
+    "playwright",
+    "ruff",
+    "psutil",
+    "granian",
+    "matplotlib",
+)
 NEEDED = ("django", "channels", "daphne", "uvicorn", "whitenoise")
 
 
