@@ -114,6 +114,10 @@ def close_frame(close: Close) -> bytes:
 NORMAL_CLOSE_FRAME = close_frame(Close(CloseCode.NORMAL_CLOSURE, ""))
 
 
+# The opcodes that start a message.
+DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
+
+
 def without_close(writes: list[bytes]) -> list[bytes]:
     """websockets' writes without its close frame and end of stream: the pongs before them."""
     return [chunk for chunk in writes if chunk and chunk[0] & 0x0F != Opcode.CLOSE]
@@ -144,8 +148,8 @@ class LazyPerMessageDeflate(PerMessageDeflate):
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
         if self.decoder is None and not self.remote_no_context_takeover:
             self.decoder = zlib.decompressobj(wbits=-self.remote_max_window_bits)
-        if frame.opcode is not Opcode.CONT:
-            self.inflated = 0
+        if frame.opcode in DATA_OPCODES:
+            self.inflated = 0  # a new message; control frames may come between its fragments
         budget = self.max_message_size - self.inflated
         try:
             # One byte more than the budget: output that reaches it is a message over the limit.

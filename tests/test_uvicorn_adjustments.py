@@ -152,12 +152,13 @@ async def test_compressed_message_of_the_limit_echoes(
     "fragments",
     [[65536], [65537], [65538], [30000, 35536], [30000, 35537], [65536, 1], [65536, 10**6]],
 )
+@pytest.mark.parametrize("ping", [False, True], ids=["", "ping-between"])
 async def test_compressed_limit_is_exact(
-    connections: Any, settings: Settings, fragments: list[int]
+    connections: Any, settings: Settings, fragments: list[int], ping: bool
 ) -> None:
     """A compressible message inflating to the limit echoes, whole or fragmented, and a byte
     more is refused, also when a fragment has used the budget up exactly (to zlib, a budget of
-    zero means no limit)."""
+    zero means no limit), and with a ping between its fragments."""
     settings.ECHO_MAX_MESSAGE_SIZE = 65536
     connection = connections("project")
     connection.peer = Peer(compression=True)
@@ -167,6 +168,8 @@ async def test_compressed_limit_is_exact(
     for number, size in enumerate(first):
         send = client.send_binary if number == 0 else client.send_continuation
         send(bytes(size), fin=False)
+        if ping:
+            client.send_ping(b"between")
     (client.send_continuation if first else client.send_binary)(bytes(last), fin=True)
     received = await connection.send(b"".join(client.data_to_send()))
     if sum(fragments) <= 65536:
