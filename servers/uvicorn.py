@@ -116,6 +116,10 @@ NORMAL_CLOSE_FRAME = close_frame(Close(CloseCode.NORMAL_CLOSURE, ""))
 
 # The opcodes that start a message.
 DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
+# websockets applies what is left of a message's size limit to every frame until the message
+# ends, control frames between its fragments included: its limit is given room for one, and the
+# project's own is applied to the messages themselves (``within_limit``).
+CONTROL_FRAME_ROOM = 125
 
 
 def without_close(writes: list[bytes]) -> list[bytes]:
@@ -325,6 +329,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     # The message being read: whether it is compressed, and its frames' size on the wire.
     message_compressed = False
     message_wire_size = 0
+    # The size of the message being read, as far as websockets has handed it over.
+    message_size = 0
     # A message refused with 1009 before websockets read it, with its size where known.
     too_big_size: int | None = None
     # Checks a text frame's UTF-8 as it arrives, once the connection is open.
@@ -351,7 +357,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             )
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
         self.conn = EchoServerProtocol(
-            extensions=extensions, max_size=self.max_message_size, logger=self.conn.logger
+            extensions=extensions,
+            max_size=self.max_message_size + CONTROL_FRAME_ROOM,
+            logger=self.conn.logger,
         )
         self.ping_interval = settings.ECHO_PING_INTERVAL
         self.ping_timeout = settings.ECHO_PING_TIMEOUT
@@ -412,13 +420,11 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.message_compressed:
             if self.message_wire_size <= compressed_size_bound(self.max_message_size):
                 return True
-            self.too_big_size = None
+            self.refuse_too_big(None)
         elif self.message_wire_size <= self.max_message_size:
             return True
         else:
-            self.too_big_size = self.message_wire_size
-        self.conn.fail(CloseCode.MESSAGE_TOO_BIG, TOO_BIG_REASON)
-        self.fail(self.conn.data_to_send(), self.conn.close_sent)
+            self.refuse_too_big(self.message_wire_size)
         return False
 
     def check_text(self, data: bytes | bytearray) -> None:
@@ -460,9 +466,14 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         if self.conn.close_rcvd is not None:
             self.answer_close()
-        else:
-            self.pongs_before_close = None
-            self.fail(written, self.conn.close_sent)
+            return
+        self.pongs_before_close = None
+        close = self.conn.close_sent
+        if isinstance(self.conn.parser_exc, PayloadTooBig):
+            # websockets' reason names its own limit, which is not the project's.
+            close = Close(CloseCode.MESSAGE_TOO_BIG, TOO_BIG_REASON)
+            written = [*without_close(written), close_frame(close)]
+        self.fail(written, close)
 
     def handle_connect(self, event: Request) -> None:
         # A missing or malformed version is left to websockets' checks (400).
@@ -491,7 +502,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             # Compression is on: frames reach websockets through feed_frames, which checks the
             # limit; websockets' own bound is then for a frame on the wire.
             self.unread = bytearray()
-            self.conn.max_message_size = compressed_size_bound(self.max_message_size)
+            self.conn.max_message_size = (
+                compressed_size_bound(self.max_message_size) + CONTROL_FRAME_ROOM
+            )
 
     def refuse_handshake(self) -> None:
         """websockets could not read the request head uvicorn handed over (a header line over
@@ -511,7 +524,25 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.write(written)
         self.transport.close()
 
+    def within_limit(self, event: Frame) -> bool:
+        """Whether a data frame keeps its message within the limit; if not, the connection
+        fails with 1009 (websockets' own limit leaves room for a control frame)."""
+        size = len(event.data)
+        if event.opcode is Opcode.CONT:
+            size += self.message_size
+        self.message_size = size
+        if size <= self.max_message_size:
+            return True
+        self.refuse_too_big(size)
+        return False
+
+    def handle_bytes(self, event: Frame) -> None:
+        if self.within_limit(event):
+            super().handle_bytes(event)
+
     def handle_text(self, event: Frame) -> None:
+        if not self.within_limit(event):
+            return
         if event.fin:
             super().handle_text(event)
             return
@@ -524,6 +555,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.decode_fragment(event.data, final=False)
 
     def handle_cont(self, event: Frame) -> None:
+        if not self.within_limit(event):
+            return
         if self.text_decoder is None:
             super().handle_cont(event)
             return
@@ -570,16 +603,25 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.pause_reading()
 
     def invalid_utf8(self, error: UnicodeDecodeError) -> None:
+        self.fail_for(CloseCode.INVALID_DATA, f"{error.reason} at position {error.start}")
+
+    def refuse_too_big(self, size: int | None) -> None:
+        """Fails the connection with 1009 for a message the project's limit refuses, logged
+        with ``size`` (None: not known)."""
+        self.too_big_size = size
+        self.fail_for(CloseCode.MESSAGE_TOO_BIG, TOO_BIG_REASON)
+
+    def fail_for(self, code: CloseCode, reason: str) -> None:
+        """Fails the connection for an error websockets did not see (the project's checks)."""
         if self.failed:
             return
-        reason = f"{error.reason} at position {error.start}"
         if self.pongs_before_close is None:
-            self.conn.fail(CloseCode.INVALID_DATA, reason)
+            self.conn.fail(code, reason)
             self.fail(self.conn.data_to_send(), self.conn.close_sent)
             return
         # The client's close, or an error, came after this message, in the same read: the
         # message fails the connection first, and websockets' close frame is not sent.
-        close = Close(CloseCode.INVALID_DATA, reason)
+        close = Close(code, reason)
         held, self.pongs_before_close = [*self.pongs_before_close, close_frame(close)], None
         self.fail(held, close)
 

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from servers import SHUTDOWN_REASON, launcher
-from tests.conftest import ServerFactory
+from tests.conftest import RawClients, ServerFactory
 from tests.live import (
     HOST,
     PROJECT_DIR,
@@ -30,6 +30,7 @@ from tests.live import (
     wait_for_log,
 )
 from tests.nginx import collect_static
+from tests.rawws import BINARY, CONTINUATION, PING, PONG, TEXT, frame
 from tests.timing import bound
 
 pytestmark = pytest.mark.live
@@ -144,6 +145,36 @@ async def test_configured_limit_applies(live_servers: ServerFactory, server_kind
     """ECHO_MAX_MESSAGE_SIZE above daphne's own default is the limit that applies."""
     server = live_servers(server_kind, ECHO_MAX_MESSAGE_SIZE=str(RAISED_LIMIT))
     await assert_limit_enforced(server, RAISED_LIMIT)
+
+
+SMALL_LIMIT = 1000
+
+
+@pytest.mark.parametrize("over", [1, 100, 125, 126])
+def test_limit_is_exact_with_pings_between_fragments(
+    live_servers: ServerFactory, server_kind: str, raw_clients: RawClients, over: int
+) -> None:
+    """Fragments that fill the limit exactly, with a ping after them, end in a message that
+    echoes; a fragmented message a little over the limit gets 1009, pings or not."""
+    server = live_servers(server_kind, ECHO_MAX_MESSAGE_SIZE=str(SMALL_LIMIT))
+    client = raw_clients(server)
+    client.send(
+        frame(BINARY, b"a" * 600, fin=False)
+        + frame(CONTINUATION, b"b" * 400, fin=False)
+        + frame(PING, b"p" * 125)
+        + frame(CONTINUATION, b"")
+    )
+    pong = client.recv_frame()
+    assert (pong.opcode, pong.payload) == (PONG, b"p" * 125)
+    assert client.recv_message() == (BINARY, b"a" * 600 + b"b" * 400)
+    client.send(
+        frame(TEXT, b"a" * 600, fin=False)
+        + frame(PING, b"q")
+        + frame(CONTINUATION, b"b" * (400 + over))
+    )
+    pong = client.recv_frame()
+    assert (pong.opcode, pong.payload) == (PONG, b"q")
+    assert client.expect_close().close_code == 1009
 
 
 async def test_idle_timeout_closes_with_reason(

@@ -365,6 +365,12 @@ METHODS = [
     ),
     (
         WebSocketsSansIOProtocol,
+        "handle_bytes",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self", "event"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
         "handle_cont",
         "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
         ["self", "event"],

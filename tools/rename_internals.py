@@ -65,7 +65,7 @@ INTERNALS = {
         *("initial_response", "frames", "curr_msg_data_type", "read_paused", "ping_interval"),
         *("ping_timeout", "conn", "connection_made", "connection_lost", "data_received"),
         *("_unset_keepalive_if_required", "_should_upgrade", "handle_websocket_upgrade"),
-        *("on_message_complete", "handle_events", "handle_text", "handle_cont"),
+        *("on_message_complete", "handle_events", "handle_text", "handle_cont", "handle_bytes"),
         *("keepalive_timeout", "on_task_complete", "eof_received", "close_timeout"),
         *("close_timer", "writable", "disconnected", "pong_timer", "pending_ping_payload"),
     ],
