@@ -10,6 +10,10 @@ short wait (``tests/apps.py``). What comes back must be what the model in ``test
 says, the server's log must show no error, and its memory must stay within the documented
 16 times ECHO_MAX_MESSAGE_SIZE per client.
 
+The cheapest attacks on the documented bounds follow as fixed inputs: compressed messages that
+each inflate to nearly the limit, sent without reading; a burst of messages at the limit sent
+without reading; and a burst to an application that never replies, which must be read at once.
+
 ``ECHO_TEST_EXAMPLES`` (default 100) sets how many sessions each server and application get;
 the default set is the same on every run, a raised count draws new ones at random.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -26,9 +31,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ServerFactory
+from tests.deflate import ClientDeflate, negotiated
 from tests.live import HOST, SERVER_KINDS, LiveServer, peak_rss_bytes, reset_peak_rss
-from tests.rawws import BINARY, TEXT
+from tests.rawws import BINARY, CLOSE, PING, TEXT, close_payload, frame
 from tests.sessions import (
+    FINAL_PING,
     INVALID,
     NORMAL,
     RANDOM,
@@ -38,12 +45,16 @@ from tests.sessions import (
     Message,
     Outcome,
     Session,
+    Writer,
     describe,
     expected,
     first_difference,
     is_subsequence,
     log_problems,
+    message_payload,
+    open_client,
     play,
+    read_replies,
     session_bytes,
 )
 from tests.timing import bound
@@ -75,6 +86,7 @@ GENERATED = settings(
 # The generated sessions run against servers with this limit: above 65,535 so that messages at
 # the limit take the 8-byte length, not a power of two, small enough to keep sessions quick.
 LIMIT = 70_000
+DEFAULT_LIMIT = MIB
 # docs/protocol.md: a client holds at most about 16 times ECHO_MAX_MESSAGE_SIZE of the server's
 # memory. The slack is what a process grows by without any client holding anything: allocator
 # arenas, zlib streams, buffers the interpreter keeps.
@@ -296,3 +308,148 @@ def test_generated_session_gets_what_the_rules_say(
     connection answering at once."""
     server = application.server(live_servers, kind, ECHO_MAX_MESSAGE_SIZE=str(LIMIT))
     check_session(server, application, session, LIMIT)
+
+
+# The cheapest attacks on the bounds, as fixed inputs, under the default limit.
+
+BOMBS = 1000
+BOMB_SIZE = 900 * KIB
+BURST = 48
+RECEIVE_ONLY_BURST, RECEIVE_ONLY_SIZE = 200, 16 * KIB
+# The 200 messages of 16 KiB are read in milliseconds; this allows for a loaded machine, not
+# for a server that waits seconds before reading on.
+RECEIVE_ONLY_WITHIN = 2.0
+# The peak memory is read once it has stopped rising for this long.
+SETTLE = 1.0
+
+
+def settled_growth(server: LiveServer, rss_before: int) -> int:
+    """How far the server's memory rose above ``rss_before``, read once its peak has stopped
+    rising for SETTLE seconds (or after the bound)."""
+    deadline = time.monotonic() + bound(15)
+    peak, since = peak_rss_bytes(server), time.monotonic()
+    while time.monotonic() - since < SETTLE and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if (now := peak_rss_bytes(server)) != peak:
+            peak, since = now, time.monotonic()
+    return peak - rss_before
+
+
+def burst_without_reading(
+    server: LiveServer,
+    application: Application,
+    offer: str | None,
+    messages: Callable[[ClientDeflate | None], bytes],
+    wanted: list[tuple[int, bytes]],
+) -> None:
+    """Sends ``messages`` (built for the compression agreed) and reads nothing until the
+    server's memory has stopped growing, which must stay within the bound; then reads every
+    reply, checking each against ``wanted`` as it comes, and closes. The application must have
+    read every message, and the log must show no error."""
+    log_start = server.log_end()
+    client, answer = open_client(server, application.path, offer)
+    with client:
+        port = client.sock.getsockname()[1]
+        deflate = ClientDeflate.agreed(negotiated(answer)) if offer else None
+        data = messages(deflate) + frame(PING, FINAL_PING)
+        # The writer waits while the server rightly stops reading, for as long as the memory
+        # takes to settle.
+        client.sock.settimeout(bound(30))
+        rss_before = reset_peak_rss(server)
+        writer = Writer(client, data, [len(data)])
+        writer.start()
+        growth = settled_growth(server, rss_before)
+        assert growth <= memory_bound(DEFAULT_LIMIT), (
+            f"the server grew by {growth / MIB:.0f} MiB for one client that sent "
+            f"{len(data) / MIB:.1f} MiB without reading; the bound is "
+            f"{memory_bound(DEFAULT_LIMIT) / MIB:.0f} MiB"
+        )
+        expected_replies = iter(wanted if application.replies else [])
+
+        def check(opcode: int, payload: bytes) -> None:
+            want = next(expected_replies, None)
+            assert want is not None, f"an extra reply: {describe([(opcode, payload)])}"
+            assert (opcode, payload) == want, first_difference([(opcode, payload)], [want])
+
+        outcome = Outcome()
+        replies_wanted = len(wanted) if application.replies else 0
+        read_replies(client, deflate, outcome, writer, replies_wanted, check)
+        assert outcome.problem is None, outcome.problem
+        assert outcome.close_code is None, f"closed with {outcome.close_code}"
+        writer.join(bound(10))
+        assert writer.error is None, f"the client's writes failed: {writer.error}"
+        client.send(frame(CLOSE, close_payload(NORMAL)))
+        read_replies(client, deflate, outcome, None, None, check)
+        assert outcome.close_code == NORMAL
+        assert outcome.reply_count == replies_wanted
+    line = application.closing_line(port)
+    log = closing_log(server, log_start, line)
+    assert_log_clean(log)
+    read = application.messages_read(log, line)
+    assert read == len(wanted), f"the application read {read} of {len(wanted)} messages"
+
+
+@pytest.mark.parametrize(("kind", "application"), CASES)
+def test_compressed_messages_inflating_to_the_limit_stay_within_the_memory_bound(
+    live_servers: ServerFactory, kind: str, application: Application
+) -> None:
+    """1,000 compressed messages of 900 KiB of zeros (under 1 MB on the wire), sent without
+    reading, hold no more than 16 times the limit of the server's memory; every one is then
+    read, and echoed by an application that replies."""
+    server = application.server(live_servers, kind)
+    zeros = bytes(BOMB_SIZE)
+
+    def bombs(deflate: ClientDeflate | None) -> bytes:
+        assert deflate is not None
+        # Without client context takeover every message compresses to the same bytes.
+        return frame(BINARY, deflate.compress(zeros), rsv=4) * BOMBS
+
+    offer = "permessage-deflate; client_no_context_takeover"
+    burst_without_reading(server, application, offer, bombs, [(BINARY, zeros)] * BOMBS)
+
+
+@pytest.mark.parametrize(("kind", "application"), CASES)
+def test_burst_at_the_limit_without_reading_stays_within_the_memory_bound(
+    live_servers: ServerFactory, kind: str, application: Application
+) -> None:
+    """48 messages of exactly the limit, random binary and random text in turn, sent without
+    reading, hold no more than 16 times the limit of the server's memory; every one is then
+    read, and echoed exactly and in order by an application that replies."""
+    server = application.server(live_servers, kind)
+    wanted = [
+        (opcode, message_payload(opcode, RANDOM, DEFAULT_LIMIT, seed))
+        for seed, opcode in enumerate([BINARY, TEXT] * (BURST // 2))
+    ]
+    wire = b"".join(frame(opcode, payload) for opcode, payload in wanted)
+    burst_without_reading(server, application, None, lambda _: wire, wanted)
+
+
+@pytest.mark.parametrize("kind", [kind for kind in SERVER_KINDS if kind in RECEIVE_ONLY.kinds])
+def test_application_that_never_replies_reads_a_burst_at_once(
+    live_servers: ServerFactory, kind: str
+) -> None:
+    """200 messages of 16 KiB sent at once to an application that never replies are all read
+    within a second or two: the server reads on without waiting for a reply."""
+    server = RECEIVE_ONLY.server(live_servers, kind)
+    log_start = server.log_end()
+    client, _ = open_client(server, RECEIVE_ONLY.path, None)
+    with client:
+        port = client.sock.getsockname()[1]
+        wire = frame(BINARY, bytes(RECEIVE_ONLY_SIZE)) * RECEIVE_ONLY_BURST
+        client.sock.settimeout(bound(60))
+        started = time.monotonic()
+        client.send(wire + frame(CLOSE, close_payload(NORMAL)))
+        # The server reads the client's close after the 200 messages, and answers it at once.
+        close = client.expect_close(reply=False)
+        elapsed = time.monotonic() - started
+    assert close.close_code == NORMAL
+    assert elapsed <= bound(RECEIVE_ONLY_WITHIN), (
+        f"{RECEIVE_ONLY_BURST} messages of {RECEIVE_ONLY_SIZE // KIB} KiB took {elapsed:.1f} s "
+        f"to be read (at most {bound(RECEIVE_ONLY_WITHIN):.1f} s): the server stopped reading "
+        "while the application waited for more"
+    )
+    line = RECEIVE_ONLY.closing_line(port)
+    log = closing_log(server, log_start, line)
+    assert_log_clean(log)
+    read = RECEIVE_ONLY.messages_read(log, line)
+    assert read == RECEIVE_ONLY_BURST, f"the application read {read} of {RECEIVE_ONLY_BURST}"
