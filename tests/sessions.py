@@ -90,6 +90,7 @@ class Session:
     messages: tuple[Message, ...]
     largest_write: int | None = None  # None: the whole session in one TCP write
     write_seed: int = 0
+    ping_size: int = 8  # bytes of each ping's payload (a control frame carries 125 at most)
     # The client's own window when the server does not limit it (an offer with
     # client_max_window_bits=N must keep to N).
     client_window: int = 15
@@ -200,7 +201,7 @@ def session_bytes(session: Session, deflate: ClientDeflate | None) -> tuple[byte
             fragments = [body[start:end] for start, end in itertools.pairwise(bounds)]
             for index, fragment in enumerate(fragments):
                 for _ in range(message.pings.count(index)):
-                    pings.append(f"ping {len(pings)}".encode())
+                    pings.append(ping_payload(len(pings), session.ping_size))
                     wire.append(frame(PING, pings[-1]))
                 wire.append(
                     frame(
@@ -211,11 +212,16 @@ def session_bytes(session: Session, deflate: ClientDeflate | None) -> tuple[byte
                     )
                 )
             for _ in range(message.pings.count(len(fragments))):
-                pings.append(f"ping {len(pings)}".encode())
+                pings.append(ping_payload(len(pings), session.ping_size))
                 wire.append(frame(PING, pings[-1]))
     pings.append(FINAL_PING)
     wire.append(frame(PING, FINAL_PING))
     return b"".join(wire), pings
+
+
+def ping_payload(number: int, size: int) -> bytes:
+    """The payload of the session's ``number``-th ping: its number, padded to ``size`` bytes."""
+    return f"{number}.".encode().ljust(size, b"-")[:size]
 
 
 def write_sizes(session: Session, total: int) -> list[int]:

@@ -183,7 +183,8 @@ def messages(draw: st.DrawFn, limit: int, compression: bool) -> Message | None:
         size = max(4, small)
     # Sent compressed three times in four, when the connection allows it.
     compressed = draw(st.integers(0, 3)) > 0
-    cuts = draw(st.lists(st.integers(0, 1000), max_size=3))
+    # Half the cuts at either end: an empty first or last fragment, as some clients send.
+    cuts = draw(st.lists(st.integers(0, 1000) | st.sampled_from([0, 1000]), max_size=3))
     pings = draw(st.lists(st.integers(0, 4), max_size=2))
     burst = draw(st.integers(0, 3)) == 3
     extra = draw(st.integers(0, 24))
@@ -212,6 +213,7 @@ def sessions(draw: st.DrawFn, limit: int) -> Session:
         messages=tuple(message for message in drawn if message is not None),
         largest_write=draw(st.sampled_from([None, 1, 2, 3, 7, 100, 1500, 65_536])),
         write_seed=draw(st.integers(0, 255)),
+        ping_size=draw(st.integers(0, 125)),
         client_window=window,
     )
 
