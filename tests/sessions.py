@@ -58,8 +58,10 @@ CODE_POINTS = {
     3: [(0x800, 0xD7FF), (0xE000, 0xFFFF)],
     4: [(0x10000, 0x10FFFF)],
 }
-# A writer cuts the session into at most about this many TCP writes.
+# A writer cuts the session into at most about this many TCP writes (this many when it pauses
+# after each).
 MAX_WRITES = 3000
+MAX_PAUSED_WRITES = 300
 # The longest a client waits for the server to send anything, and how often it looks.
 SILENCE = 10.0
 POLL_INTERVAL = 0.02
@@ -90,6 +92,10 @@ class Session:
     messages: tuple[Message, ...]
     largest_write: int | None = None  # None: the whole session in one TCP write
     write_seed: int = 0
+    # Each frame written on its own, its last byte in a write of its own (largest_write unused).
+    frame_ends: bool = False
+    # Seconds between writes: long enough that the server reads each write on its own.
+    pause: float = 0.0
     ping_size: int = 8  # bytes of each ping's payload (a control frame carries 125 at most)
     # The client's own window when the server does not limit it (an offer with
     # client_max_window_bits=N must keep to N).
@@ -187,8 +193,10 @@ def expected(session: Session, limit: int, *, replies: bool = True) -> Expected:
     return Expected(read if replies else [], len(read), code)
 
 
-def session_bytes(session: Session, deflate: ClientDeflate | None) -> tuple[bytes, list[bytes]]:
-    """The session on the wire, and the payloads of the pings in it, in order."""
+def session_bytes(
+    session: Session, deflate: ClientDeflate | None
+) -> tuple[list[bytes], list[bytes]]:
+    """The session's frames on the wire, and the payloads of its pings, in order."""
     wire: list[bytes] = []
     pings: list[bytes] = []
     for message in session.messages:
@@ -216,7 +224,7 @@ def session_bytes(session: Session, deflate: ClientDeflate | None) -> tuple[byte
                 wire.append(frame(PING, pings[-1]))
     pings.append(FINAL_PING)
     wire.append(frame(PING, FINAL_PING))
-    return b"".join(wire), pings
+    return wire, pings
 
 
 def ping_payload(number: int, size: int) -> bytes:
@@ -224,11 +232,15 @@ def ping_payload(number: int, size: int) -> bytes:
     return f"{number}.".encode().ljust(size, b"-")[:size]
 
 
-def write_sizes(session: Session, total: int) -> list[int]:
-    """How the session's ``total`` bytes are cut into TCP writes."""
+def write_sizes(session: Session, frames: list[bytes]) -> list[int]:
+    """How the session's ``frames`` are cut into TCP writes."""
+    if session.frame_ends:
+        return [size for sent in frames for size in (len(sent) - 1, 1)]
+    total = sum(map(len, frames))
     if session.largest_write is None:
         return [total]
-    largest = max(session.largest_write, -(-total // MAX_WRITES))
+    most = MAX_PAUSED_WRITES if session.pause else MAX_WRITES
+    largest = max(session.largest_write, -(-total // most))
     generator = random.Random(session.write_seed)
     sizes = []
     while total > 0:
@@ -240,9 +252,11 @@ def write_sizes(session: Session, total: int) -> list[int]:
 class Writer(threading.Thread):
     """Sends bytes in the given writes while the test reads, as a client that does not wait."""
 
-    def __init__(self, client: RawClient, data: bytes, sizes: list[int]) -> None:
+    def __init__(
+        self, client: RawClient, data: bytes, sizes: list[int], pause: float = 0.0
+    ) -> None:
         super().__init__(daemon=True)
-        self.client, self.data, self.sizes = client, data, sizes
+        self.client, self.data, self.sizes, self.pause = client, data, sizes, pause
         self.error: str | None = None
         self.finished_at: float | None = None
 
@@ -252,6 +266,8 @@ class Writer(threading.Thread):
             for size in self.sizes:
                 self.client.sock.sendall(self.data[start : start + size])
                 start += size
+                if self.pause:
+                    time.sleep(self.pause)
         except OSError as error:
             self.error = f"{type(error).__name__} after {start} of {len(self.data)} bytes"
         self.finished_at = time.monotonic()
@@ -285,9 +301,9 @@ def play(
     if session.offer is not None:
         assert answer, f"the server declined {session.offer!r}"
         deflate = ClientDeflate.agreed(negotiated(answer), client_window=session.client_window)
-    data, _ = session_bytes(session, deflate)
+    frames, _ = session_bytes(session, deflate)
     client.sock.settimeout(bound(SILENCE))
-    writer = Writer(client, data, write_sizes(session, len(data)))
+    writer = Writer(client, b"".join(frames), write_sizes(session, frames), session.pause)
     writer.start()
     try:
         read_replies(

@@ -147,6 +147,8 @@ CASES = [
 
 # What is generated.
 
+# Seconds a client pauses after each write when it writes slowly.
+PAUSE = 0.002
 # Compression offers, with the window the client compresses with when the server lets it choose.
 OFFERS = [
     (None, 15),
@@ -208,11 +210,16 @@ def messages(draw: st.DrawFn, limit: int, compression: bool) -> Message | None:
 def sessions(draw: st.DrawFn, limit: int) -> Session:
     offer, window = draw(st.sampled_from(OFFERS))
     drawn = draw(st.lists(messages(limit, offer is not None), min_size=1, max_size=6))
+    frame_ends = draw(st.integers(0, 3)) == 3
     return Session(
         offer=offer,
         messages=tuple(message for message in drawn if message is not None),
         largest_write=draw(st.sampled_from([None, 1, 2, 3, 7, 100, 1500, 65_536])),
         write_seed=draw(st.integers(0, 255)),
+        frame_ends=frame_ends,
+        # A pause after each write, so that the server reads the pieces apart: always when the
+        # last byte of each frame is written apart, and now and then otherwise.
+        pause=PAUSE if frame_ends else draw(st.sampled_from([0.0, 0.0, 0.0, PAUSE])),
         ping_size=draw(st.integers(0, 125)),
         client_window=window,
     )
