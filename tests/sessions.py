@@ -59,9 +59,10 @@ CODE_POINTS = {
     4: [(0x10000, 0x10FFFF)],
 }
 # A writer cuts the session into at most about this many TCP writes (this many when it pauses
-# after each).
+# after each), and pauses this many times at most.
 MAX_WRITES = 3000
-MAX_PAUSED_WRITES = 300
+MAX_PAUSED_WRITES = 100
+MAX_PAUSES = 100
 # The longest a client waits for the server to send anything, and how often it looks.
 SILENCE = 10.0
 POLL_INTERVAL = 0.02
@@ -263,10 +264,10 @@ class Writer(threading.Thread):
     def run(self) -> None:
         start = 0
         try:
-            for size in self.sizes:
+            for number, size in enumerate(self.sizes):
                 self.client.sock.sendall(self.data[start : start + size])
                 start += size
-                if self.pause:
+                if self.pause and number < MAX_PAUSES:
                     time.sleep(self.pause)
         except OSError as error:
             self.error = f"{type(error).__name__} after {start} of {len(self.data)} bytes"

@@ -14,7 +14,7 @@ The cheapest attacks on the documented bounds follow as fixed inputs: compressed
 each inflate to nearly the limit, sent without reading; a burst of messages at the limit sent
 without reading; and a burst to an application that never replies, which must be read at once.
 
-``ECHO_TEST_EXAMPLES`` (default 100) sets how many sessions each server and application get;
+``ECHO_TEST_EXAMPLES`` (default 80) sets how many sessions each server and application get;
 the default set is the same on every run, a raised count draws new ones at random.
 """
 
@@ -62,7 +62,7 @@ from tests.timing import bound
 pytestmark = pytest.mark.live
 
 KIB, MIB = 1024, 1024 * 1024
-DEFAULT_EXAMPLES = 100
+DEFAULT_EXAMPLES = 80
 
 
 def examples() -> int:
