@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from tests.live import HOST, SERVER_KINDS, LiveServer, start_server
+from tests.live import HOST, PROJECT_APPLICATION, SERVER_KINDS, LiveServer, start_server
 from tests.rawws import RawClient
 from tests.timing import bound
 
@@ -40,15 +40,16 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def live_servers(
     tmp_path_factory: pytest.TempPathFactory, static_root: Path
 ) -> Iterator[ServerFactory]:
-    """Starts a server per (kind, settings) on first use; stops each by its PID at the end."""
+    """Starts a server per (kind, application, settings) on first use; stops each by its PID at
+    the end. ``application`` is what the server serves, as ``module:attribute``."""
     log_dir = tmp_path_factory.mktemp("server-logs")
-    running: dict[tuple[str, frozenset[tuple[str, str]]], LiveServer] = {}
+    running: dict[tuple[str, str, frozenset[tuple[str, str]]], LiveServer] = {}
 
-    def serve(kind: str, **overrides: str) -> LiveServer:
-        key = (kind, frozenset(overrides.items()))
+    def serve(kind: str, application: str = PROJECT_APPLICATION, **overrides: str) -> LiveServer:
+        key = (kind, application, frozenset(overrides.items()))
         if key not in running:
             environment = {"DJANGO_STATIC_ROOT": str(static_root), **overrides}
-            running[key] = start_server(kind, log_dir, environment)
+            running[key] = start_server(kind, log_dir, environment, application)
         return running[key]
 
     yield serve

@@ -17,10 +17,10 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from servers import launcher
-from servers.launcher import HOST, PROJECT_DIR, ServerProcess
+from servers.launcher import HOST, PROJECT_APPLICATION, PROJECT_DIR, ServerProcess
 from tests.timing import bound
 
-__all__ = ["HOST", "PROJECT_DIR"]
+__all__ = ["HOST", "PROJECT_APPLICATION", "PROJECT_DIR"]
 
 SECRET_KEY = "live-test-secret-key-only-for-these-processes-0123456789abcdefghij"
 # Log lines are looked for every 0.1 s, for 5 s at most (scaled by ECHO_TEST_TIME_FACTOR).
@@ -102,12 +102,32 @@ def rss_bytes(server: LiveServer) -> int:
     raise AssertionError("no VmRSS for the server process")
 
 
+def reset_peak_rss(server: LiveServer) -> int:
+    """Sets the process's peak resident memory (VmHWM) back to its current RSS, which it
+    returns: ``peak_rss_bytes`` then reports the peak since this call, not since start-up."""
+    Path(f"/proc/{server.pid}/clear_refs").write_text("5")
+    return rss_bytes(server)
+
+
+def peak_rss_bytes(server: LiveServer) -> int:
+    """The process's peak resident memory since start-up or the last ``reset_peak_rss``."""
+    for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM for the server process")
+
+
 def start_server(
-    kind: str, log_dir: Path, overrides: Mapping[str, str] | None = None
+    kind: str,
+    log_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+    application: str = PROJECT_APPLICATION,
 ) -> LiveServer:
+    """``kind`` serving ``application`` (``module:attribute``); runserver serves only the
+    project's."""
     log_path = log_dir / f"{kind}-{next(LOG_NUMBERS)}.log"
     server = launcher.start(
-        launcher.command(kind),
+        launcher.command(kind, application),
         environment=server_environment(kind, overrides or {}),
         log_path=log_path,
         timeout=bound(30),
