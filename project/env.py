@@ -55,16 +55,22 @@ def env_list(name: str, *, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_positive_int(name: str, *, default: int, unit: str) -> int:
+def env_positive_int(
+    name: str, *, default: int, unit: str, maximum: int | None = None, maximum_text: str = ""
+) -> int:
+    """A whole number above 0 and, where ``maximum`` is given, not above it (``maximum_text``
+    says it in words for the message)."""
     value = _raw(name)
     if value is None:
         return default
     accepted = f"a whole number of {unit} greater than 0"
+    if maximum is not None:
+        accepted += f" and at most {maximum}{maximum_text}"
     try:
         number = int(value)
     except ValueError:
         raise _invalid(name, value, accepted) from None
-    if number <= 0:
+    if number <= 0 or (maximum is not None and number > maximum):
         raise _invalid(name, value, accepted)
     return number
 

@@ -55,8 +55,14 @@ ECHO_TRUSTED_PROXIES = env_networks("ECHO_TRUSTED_PROXIES")
 # Seconds a WebSocket may stay silent before the server closes it; None keeps it open.
 ECHO_IDLE_TIMEOUT = env_optional_seconds("ECHO_IDLE_TIMEOUT")
 # Largest message, in bytes, the server accepts; larger ones end the connection with 1009.
+# At most 1 GiB: zlib and the servers take sizes as C integers (2**63 overflows them at run
+# time), and no echo client needs a larger message.
 ECHO_MAX_MESSAGE_SIZE = env_positive_int(
-    "ECHO_MAX_MESSAGE_SIZE", default=1024 * 1024, unit="bytes"
+    "ECHO_MAX_MESSAGE_SIZE",
+    default=1024 * 1024,
+    unit="bytes",
+    maximum=1024**3,
+    maximum_text=" (1 GiB)",
 )
 # Open WebSockets one process serves; more are closed at once with 1013 (try again later).
 ECHO_MAX_CONNECTIONS = env_positive_int(

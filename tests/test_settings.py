@@ -37,6 +37,8 @@ def manage(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
         ("DJANGO_DEBUG", "maybe", "true/false"),
         ("ECHO_MAX_MESSAGE_SIZE", "1MB", "a whole number of bytes greater than 0"),
         ("ECHO_MAX_MESSAGE_SIZE", "0", "a whole number of bytes greater than 0"),
+        ("ECHO_MAX_MESSAGE_SIZE", str(2**63), "at most 1073741824 (1 GiB)"),
+        ("ECHO_MAX_MESSAGE_SIZE", str(1024**3 + 1), "at most 1073741824 (1 GiB)"),
         ("ECHO_IDLE_TIMEOUT", "-5", "a number of seconds greater than 0, or unset"),
         ("ECHO_IDLE_TIMEOUT", "soon", "a number of seconds greater than 0, or unset"),
         ("ECHO_IDLE_TIMEOUT", "nan", "a number of seconds greater than 0, or unset"),
@@ -55,6 +57,12 @@ def test_invalid_value_stops_start_up(variable: str, value: str, accepted: str) 
     assert result.stderr.startswith(f"manage.py: {variable}={value!r} is invalid")
     assert accepted in result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_largest_message_size_is_accepted() -> None:
+    """``ECHO_MAX_MESSAGE_SIZE`` of exactly 1 GiB, the largest it accepts, starts."""
+    result = manage("check", **{**PRODUCTION, "ECHO_MAX_MESSAGE_SIZE": str(1024**3)})
+    assert result.returncode == 0, result.stderr
 
 
 def test_secret_key_required_without_debug() -> None:
