@@ -261,6 +261,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def onConnect(self, request: Any) -> Any:
         if EchoWebSocketProtocol.draining:
             raise ConnectionDeny(503, SHUTDOWN_REASON)
+        # daphne decodes the offered subprotocols as ASCII, and its error would be a 500 and an
+        # ERROR traceback. (Twisted already refuses a header name that is not ASCII, and daphne
+        # a path; the other values daphne hands on as bytes.)
+        if not request.headers.get("sec-websocket-protocol", "").isascii():
+            raise ConnectionDeny(400, "Sec-WebSocket-Protocol is not ASCII")
         return super().onConnect(request)
 
     def onOpen(self) -> None:

@@ -221,6 +221,27 @@ async def test_only_version_13_is_spoken(kind: str, daphne_servers: Any) -> None
         assert received.status == 101
 
 
+@pytest.mark.parametrize("offer", [b"echo, \xc3\xa9", b"\xff", b"echo, \xe2\x80\xa8"])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_non_ascii_subprotocol_is_refused_with_400(
+    kind: str, offer: bytes, daphne_servers: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``Sec-WebSocket-Protocol`` that is not ASCII is refused with 400 and one INFO line;
+    stock: daphne's decoding raises, answered with 500 and an ERROR traceback."""
+    connection = daphne_servers(kind).connect()
+    request = connection.peer.handshake(**{"Sec-WebSocket-Protocol": "OFFER"})
+    with caplog.at_level(logging.INFO):
+        received = await connection.send(request.replace(b"OFFER", offer))
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    if kind == "project":
+        assert received.status == 400
+        assert "reason=invalid_handshake status=400 detail=" in caplog.text
+        assert errors == []
+    else:
+        assert received.status == 500
+        assert errors
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_daphne_sweep_leaves_open_websockets_alone(
     kind: str, daphne_servers: Any, monkeypatch: pytest.MonkeyPatch

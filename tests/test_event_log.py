@@ -213,6 +213,23 @@ def test_refused_handshake_is_an_info_line(
         assert_no_warnings_about(echo_server, client, since)
 
 
+@pytest.mark.parametrize(
+    "offer",
+    ["echo, \u00c3\u00a9", "\u00ff", "echo, \u00e2\u0080\u00a8"],
+    ids=["e-acute", "ff", "ls"],
+)
+def test_non_ascii_subprotocol_is_refused_with_400(echo_server: LiveServer, offer: str) -> None:
+    """A ``Sec-WebSocket-Protocol`` with a byte above 127 gets 400 and one INFO line, no ERROR."""
+    since = echo_server.log_end()
+    with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
+        assert client.handshake(subprotocol=offer).status == 400
+        (refused,) = client_lines(echo_server, client, "refused", since)
+        assert " reason=invalid_handshake status=400 detail=" in refused
+    logged = echo_server.log()[since:]
+    assert " ERROR " not in logged, logged
+    assert "Traceback" not in logged, logged
+
+
 # Client-supplied text is escaped: one request writes one line of its own pairs, whatever the
 # client puts in its path, subprotocols, Origin, headers or messages.
 

@@ -711,6 +711,7 @@ async def test_daphne_websocket_has_the_attributes_relied_on(stock_daphne: Daphn
     missing = [name for name in DAPHNE_WEBSOCKET_ATTRIBUTES if not hasattr(websocket, name)]
     assert missing == []
     assert websocket.request.path == "/echo"
+    assert websocket.request.headers["sec-websocket-protocol"] == "echo"
     assert http.HTTPChannel().requests == []
     assert stock_daphne.server.http_factory.timeOut > 0
     assert "application_instance" in stock_daphne.server.connections[websocket]

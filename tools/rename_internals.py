@@ -52,6 +52,7 @@ INTERNALS = {
         *("perMessageCompressionAccept", "PERMESSAGE_COMPRESSION_EXTENSION"),
         *("processData", "consumeData", "onMessageBegin", "onMessageFrameBegin"),
         *("current_frame", "_isMessageCompressed", "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG"),
+        "headers",
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
