@@ -16,6 +16,9 @@ WebSocket clients are right, cannot live with:
   426.
 * autobahn sends the close frame of a failed connection the moment it meets the error, so
   valid messages that arrived in the same read are never echoed.
+* daphne decodes the offered subprotocols as ASCII (a byte above 127 gets a 500 and a
+  traceback) and URL-unquotes them, so ``%65cho`` passes for ``echo``, which autobahn, reading
+  the header as sent, never answers.
 * A message over the size limit is refused with 1009 before the application sees it, and
   nothing logs it; nor a protocol error, a refused handshake or a client dropped by keepalive.
 * Twisted drops a request with a line over 16 KiB without an answer, answers its other bad
@@ -159,6 +162,20 @@ def readable_offer(params: dict[str, list[str | bool]]) -> bool:
     except Exception:  # autobahn raises Exception itself for every flaw
         return False
     return True
+
+
+def offered_subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """The subprotocols of a handshake's ``Sec-WebSocket-Protocol``, as the client wrote them.
+
+    daphne URL-unquotes them, so ``%65cho`` would be taken for ``echo``; but ``%`` is a token
+    character (RFC 7230 section 3.2.6), and ``%65cho`` a subprotocol of its own that autobahn,
+    reading the header as sent, would never answer as ``echo``.
+    """
+    subprotocols: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            subprotocols = [offer.strip() for offer in value.decode("latin-1").split(",")]
+    return subprotocols
 
 
 @dataclass(frozen=True, slots=True)
@@ -758,8 +775,16 @@ class EchoServer(Server):
     """
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
-        """daphne's, statement for statement (``tests/test_server_contracts.py`` checks), with an
-        ``ApplicationQueue`` in place of its ``asyncio.Queue``."""
+        """Starts the application of a connection, a WebSocket's with its subprotocols as
+        offered (daphne's scope has them URL-unquoted)."""
+        if scope["type"] == "websocket":
+            scope["subprotocols"] = offered_subprotocols(scope["headers"])
+        return self.start_application(protocol, scope)
+
+    def start_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
+        """daphne's ``create_application``, statement for statement
+        (``tests/test_server_contracts.py`` checks), with an ``ApplicationQueue`` in place of
+        its ``asyncio.Queue``."""
         assert "application_instance" not in self.connections[protocol]
         input_queue = ApplicationQueue()
         scope.setdefault("asgi", {"version": "3.0"})

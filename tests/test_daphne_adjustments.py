@@ -242,6 +242,38 @@ async def test_non_ascii_subprotocol_is_refused_with_400(
         assert errors
 
 
+@pytest.mark.parametrize(
+    ("offer", "offered"),
+    [
+        ("%65cho", ["%65cho"]),
+        ("echo%2C%20chat", ["echo%2C%20chat"]),
+        ("ech%6f, chat", ["ech%6f", "chat"]),
+    ],
+)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_subprotocols_reach_the_application_as_offered(
+    kind: str, offer: str, offered: list[str], daphne_servers: Any
+) -> None:
+    """The application sees the offered subprotocols as written, ``%`` and all; stock: daphne
+    URL-unquotes them, so ``%65cho`` passes for ``echo``, which autobahn never answers."""
+    seen: list[list[str]] = []
+
+    async def recording_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["subprotocols"])
+        await receive()
+        await send({"type": "websocket.close"})
+
+    connection = daphne_servers(kind, recording_application).connect()
+    received = await connection.send(
+        connection.peer.handshake(**{"Sec-WebSocket-Protocol": offer})
+    )
+    assert received.status == 403
+    if kind == "project":
+        assert seen == [offered]
+    else:
+        assert seen != [offered]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_daphne_sweep_leaves_open_websockets_alone(
     kind: str, daphne_servers: Any, monkeypatch: pytest.MonkeyPatch
@@ -324,7 +356,8 @@ async def test_an_application_queue_costs_little_memory(kind: str, daphne_server
         daphne.server.connections[connection] = {}
     tracemalloc.start()
     try:
-        queues = [daphne.server.create_application(c, {"type": "websocket"}) for c in connections]
+        scope = {"type": "websocket", "headers": []}
+        queues = [daphne.server.create_application(c, dict(scope)) for c in connections]
         await asyncio.sleep(0)  # each application now waits in receive()
         allocated, _ = tracemalloc.get_traced_memory()
     finally:

@@ -54,9 +54,13 @@ async def test_negotiates_echo(echo_server: LiveServer) -> None:
             assert ws.subprotocol == "echo"
 
 
-@pytest.mark.parametrize("offered", [None, ["chat"]], ids=["none", "chat"])
+@pytest.mark.parametrize(
+    "offered",
+    [None, ["chat"], ["%65cho"], ["echo%2C%20chat"], ["ech%6f", "chat"]],
+    ids=["none", "chat", "percent-echo", "percent-comma", "percent-among-others"],
+)
 async def test_refuses_without_echo_with_403(echo_server: LiveServer, offered: object) -> None:
-    """A handshake that does not offer ``echo`` gets HTTP 403."""
+    """A handshake that does not offer ``echo``, as written (``%65cho`` is not it), gets 403."""
     status = await handshake_status(f"{echo_server.ws_url}/echo", subprotocols=offered)
     assert status == 403
 

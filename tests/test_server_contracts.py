@@ -601,8 +601,9 @@ def statements(function: Any) -> list[str]:
 
 
 def test_daphne_creates_applications_as_echo_server_does() -> None:
-    """``EchoServer.create_application`` is daphne's, statement for statement, but for the
-    queue it hands the application: a release that changes daphne's must be read again."""
+    """``EchoServer.start_application`` is daphne's ``create_application``, statement for
+    statement, but for the queue it hands the application: a release that changes daphne's
+    must be read again."""
     stock = [
         statement.replace(
             "Call(func=Attribute(value=Name(id='asyncio', ctx=Load()), attr='Queue', ctx=Load())",
@@ -610,7 +611,7 @@ def test_daphne_creates_applications_as_echo_server_does() -> None:
         )
         for statement in statements(Server.create_application)
     ]
-    assert stock == statements(daphne_adjustments.EchoServer.create_application)
+    assert stock == statements(daphne_adjustments.EchoServer.start_application)
 
 
 def test_daphne_commands_build_their_server_from_a_class_attribute() -> None:
@@ -720,6 +721,26 @@ async def test_daphne_websocket_has_the_attributes_relied_on(stock_daphne: Daphn
     await connection.send(connection.peer.close(1000))
     await connection.lose()
     assert "disconnected" in stock_daphne.server.connections[websocket]
+
+
+async def test_daphne_scope_holds_the_subprotocol_header_as_sent() -> None:
+    """daphne's WebSocket scope carries each header's bytes as received, from which
+    ``EchoServer.create_application`` reads the offered subprotocols again."""
+    scopes: list[dict[str, Any]] = []
+
+    async def recording_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await receive()
+        await send({"type": "websocket.close"})
+
+    daphne = DaphneServer("stock", recording_application)
+    connection = daphne.connect()
+    await connection.send(connection.peer.handshake(**{"Sec-WebSocket-Protocol": "%65cho"}))
+    daphne.cancel_applications()
+    (scope,) = scopes
+    assert scope["type"] == "websocket"
+    assert (b"sec-websocket-protocol", b"%65cho") in scope["headers"]
+    assert "subprotocols" in scope
 
 
 @pytest.fixture

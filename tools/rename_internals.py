@@ -36,7 +36,7 @@ INTERNALS = {
         *("application_queue", "applicationCreateWorked", "check_timeouts", "handle_reply"),
         *("onConnect", "onOpen", "onMessage", "connections", "HTTPFactory", "timeout_checker"),
         *("websocket_timeout", "client_addr", "kill_all_applications", "server_class"),
-        "server_cls",
+        *("server_cls", "create_application"),
     ],
     "autobahn": [
         *("failByDrop", "echoCloseCodeReason", "maxMessagePayloadSize", "maxFramePayloadSize"),
