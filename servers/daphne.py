@@ -14,6 +14,8 @@ WebSocket clients are right, cannot live with:
   the code instead, it answers a close without one with an empty close), accepts the obsolete
   protocol versions 8 and 0, and refuses an unsupported version with 400 instead of RFC 6455's
   426.
+* A close the server sent that the client never answers is reported to the application as
+  1006, so a capacity refusal (1013) or an idle timeout (1000) is logged and counted as 1006.
 * autobahn sends the close frame of a failed connection the moment it meets the error, so
   valid messages that arrived in the same read are never echoed.
 * daphne decodes the offered subprotocols as ASCII (a byte above 127 gets a 500 and a
@@ -505,6 +507,13 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.held_failure = None
         super().connectionLost(reason)
         self.forget_when_finished()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        # autobahn reports 1006 when the closing handshake does not complete, even after the
+        # server's close frame went out; the application hears the code the server sent.
+        if not wasClean and self.localCloseCode is not None:
+            code = self.localCloseCode
+        super().onClose(wasClean, code, reason)
 
     def applicationCreateWorked(self, application_queue: Any) -> None:
         super().applicationCreateWorked(application_queue)

@@ -275,6 +275,29 @@ async def test_subprotocols_reach_the_application_as_offered(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_unanswered_close_is_reported_with_the_code_sent(
+    kind: str, daphne_servers: Any
+) -> None:
+    """An application whose close the client never answers hears the code it sent; stock:
+    daphne reports 1006."""
+    disconnects: list[dict[str, Any]] = []
+
+    async def closing_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept", "subprotocol": "echo"})
+        await send({"type": "websocket.close", "code": 1000})
+        disconnects.append(await receive())
+
+    connection = daphne_servers(kind, closing_application).connect()
+    received = await connection.open()
+    received = await connection.read()
+    assert received.close is not None
+    await connection.lose()
+    await asyncio.sleep(0)
+    assert [message["code"] for message in disconnects] == [1000 if kind == "project" else 1006]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_daphne_sweep_leaves_open_websockets_alone(
     kind: str, daphne_servers: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -140,6 +140,39 @@ def test_capacity_refusal_is_logged(live_servers: ServerFactory, server_kind: st
         assert closed_code(server, over, since) == 1013
 
 
+def drop_at_close(client: RawClient) -> str:
+    """Reads to the server's close frame, then ends TCP without answering it; the client's name."""
+    name = name_of(client)
+    while client.recv_frame().opcode != CLOSE:
+        pass
+    client.close()
+    return name
+
+
+def test_unanswered_capacity_refusal_is_closed_with_1013(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """A connection over capacity whose client drops TCP instead of answering the 1013 is logged
+    as closed with 1013, the code the server sent, not 1006."""
+    server = live_servers(server_kind, ECHO_MAX_CONNECTIONS="1")
+    since = server.log_end()
+    with RawClient.open(HOST, server.port), RawClient.open(HOST, server.port) as over:
+        name = drop_at_close(over)
+        assert closed_code(server, name, since) == 1013
+
+
+def test_unanswered_idle_timeout_is_closed_with_1000(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """An idle connection whose client drops TCP instead of answering the server's 1000 is
+    logged as closed with 1000, not 1006."""
+    server = live_servers(server_kind, ECHO_IDLE_TIMEOUT="0.5")
+    since = server.log_end()
+    with RawClient.open(HOST, server.port) as client:
+        name = drop_at_close(client)
+        assert closed_code(server, name, since) == 1000
+
+
 def test_slow_reader_is_logged(live_servers: ServerFactory, server_kind: str) -> None:
     """A client that sends without ever reading is dropped by keepalive, and logged."""
     server = live_servers(server_kind, ECHO_PING_INTERVAL="1", ECHO_PING_TIMEOUT="1")

@@ -105,6 +105,12 @@ METHODS = [
     (WebSocketProtocol, "check_timeouts", "daphne.ws_protocol.WebSocketProtocol", ["self"]),
     (
         WebSocketProtocol,
+        "onClose",
+        "daphne.ws_protocol.WebSocketProtocol",
+        ["self", "wasClean", "code", "reason"],
+    ),
+    (
+        WebSocketProtocol,
         "handle_reply",
         "daphne.ws_protocol.WebSocketProtocol",
         ["self", "message"],
@@ -531,7 +537,7 @@ DAPHNE_WEBSOCKET_ATTRIBUTES = [
     *("application_queue", "server", "state", "transport", "factory", "client_addr"),
     *("http_request_data", "http_response_data", "http_headers", "request"),
     *("STATE_CONNECTING", "STATE_OPEN", "failedByMe", "websocket_extensions"),
-    *("data", "current_frame"),
+    *("data", "current_frame", "localCloseCode"),
     "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG",
     *("_perMessageCompress", "websocket_extensions_in_use"),
 ]

@@ -36,7 +36,7 @@ INTERNALS = {
         *("application_queue", "applicationCreateWorked", "check_timeouts", "handle_reply"),
         *("onConnect", "onOpen", "onMessage", "connections", "HTTPFactory", "timeout_checker"),
         *("websocket_timeout", "client_addr", "kill_all_applications", "server_class"),
-        *("server_cls", "create_application"),
+        *("server_cls", "create_application", "onClose"),
     ],
     "autobahn": [
         *("failByDrop", "echoCloseCodeReason", "maxMessagePayloadSize", "maxFramePayloadSize"),
@@ -52,7 +52,7 @@ INTERNALS = {
         *("perMessageCompressionAccept", "PERMESSAGE_COMPRESSION_EXTENSION"),
         *("processData", "consumeData", "onMessageBegin", "onMessageFrameBegin"),
         *("current_frame", "_isMessageCompressed", "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG"),
-        "headers",
+        *("headers", "onClose", "localCloseCode"),
     ],
     "twisted": [
         *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
