@@ -38,10 +38,14 @@ and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 wit
   application is, so a read of small compressed frames can hold hundreds of messages of nearly
   the limit; and it applies the limit to a compressed frame's bytes on the wire, so a message
   of the limit that does not compress is refused.
+* A client that sends pings and never reads what it is sent is read on, its pongs queued without
+  bound; a control frame or an error in the same write as the handshake is answered before the
+  101; and a fragmented message is kept as a list of its fragments.
 * A client that stops answering pings is sent 1011, queued behind all it has not read.
 * An echo on its way when the client leaves raises ``ClientDisconnected`` in the application,
   so a consumer never reaches ``disconnect()``.
-* On shutdown open WebSockets get 1012 (service restart), and a handshake the application has
+* On shutdown a client that reads nothing keeps the process from exiting, and open WebSockets
+  get 1012 (service restart), and a handshake the application has
   not answered yet gets 500; the project says 1001 (going away) with a reason, and 503, under
   every server.
 
@@ -320,10 +324,14 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     client_finished = False
     application_done = False
     text_decoder: codecs.IncrementalDecoder | None = None
-    text_parts: list[str] | None = None
-    # On a compressed connection, what has been read and not yet handed to websockets, which
-    # gets it a frame at a time (feed_frames); None on other connections.
+    # The raw bytes of a fragmented text message, checked as each fragment arrives.
+    text_bytes: bytearray | None = None
+    # What has been read and not yet handed to websockets: everything after the handshake
+    # request until the application has accepted, then, on a compressed connection, what
+    # feed_frames hands over a frame at a time; None on other connections once open.
     unread: bytearray | None = None
+    # Reading paused while what came after the handshake request waits for the accept.
+    paused_for_accept = False
     # The bytes of the frame being handed over that are still to come.
     frame_left = 0
     # The message being read: whether it is compressed, and its frames' size on the wire.
@@ -370,6 +378,11 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             return  # RFC 6455 section 7.1.7: nothing after the error is read
         if self.unread is not None:
             self.unread += data
+            if not self.handshake_complete:
+                if len(self.unread) > MAX_REQUEST_HEAD and not self.paused_for_accept:
+                    self.paused_for_accept = True
+                    self.transport.pause_reading()
+                return
             self.feed_frames()
             return
         text_check = self.text_check  # None for the handshake, which sets it up
@@ -390,6 +403,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         """
         unread = self.unread
         assert unread is not None
+        if not self.handshake_complete:
+            return
         while unread and not self.failed:
             if self.frame_left == 0:
                 if self.read_paused and not self.close_sent:
@@ -439,7 +454,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def receive(self) -> Any:
         message = await super().receive()
-        if self.unread and not self.read_paused:
+        if not self.writable.is_set():
+            self.transport.pause_reading()  # uvicorn resumed it: the client is still not reading
+        elif self.unread and not self.read_paused:
             self.feed_frames()
         return message
 
@@ -498,10 +515,12 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             log_refused_handshake(self.client, self.response.status_code, str(error))
             return
         self.text_check = TextFrameCheck()
+        # What follows the request waits for the application's accept: websockets would answer
+        # a ping, or fail the connection for an error, ahead of the 101.
+        self.unread = bytearray()
         if self.conn.extensions:
             # Compression is on: frames reach websockets through feed_frames, which checks the
             # limit; websockets' own bound is then for a frame on the wire.
-            self.unread = bytearray()
             self.conn.max_message_size = (
                 compressed_size_bound(self.max_message_size) + CONTROL_FRAME_ROOM
             )
@@ -551,36 +570,45 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.curr_msg_data_type = "text"
         self.frames = []
         self.text_decoder = UTF8_DECODER()
-        self.text_parts = []
+        self.text_bytes = bytearray()
         self.decode_fragment(event.data, final=False)
 
     def handle_cont(self, event: Frame) -> None:
-        if not self.within_limit(event):
-            return
+        if self.failed or not self.within_limit(event):
+            return  # after an error, what websockets read with it is dropped
         if self.text_decoder is None:
-            super().handle_cont(event)
+            # A binary fragment: into one buffer, where uvicorn keeps a list of them (a message
+            # sent as a million one-byte frames would hold a million objects).
+            message = self.frames[0]
+            if not isinstance(message, bytearray):
+                message = self.frames[0] = bytearray(message)
+            message += event.data
+            if event.fin:
+                self.send_receive_event_to_app()
             return
-        parts = self.decode_fragment(event.data, final=event.fin)
-        if parts is not None and event.fin:
-            self.text_decoder = self.text_parts = None
-            self.deliver({"type": "websocket.receive", "text": "".join(parts)})
+        text = self.decode_fragment(event.data, final=event.fin)
+        if text is not None and event.fin:
+            self.text_decoder = self.text_bytes = None
+            self.deliver({"type": "websocket.receive", "text": text.decode()})
 
-    def decode_fragment(self, data: bytes, final: bool) -> list[str] | None:
-        """The message's text so far; None if it is not UTF-8, the connection then failed."""
+    def decode_fragment(self, data: bytes, final: bool) -> bytearray | None:
+        """The message's bytes so far, checked as UTF-8 to here; None if they are not UTF-8,
+        the connection then failed."""
         assert self.text_decoder is not None
-        assert self.text_parts is not None
+        assert self.text_bytes is not None
         try:
-            self.text_parts.append(self.text_decoder.decode(data, final))
+            self.text_decoder.decode(data, final)
         except UnicodeDecodeError as error:
-            self.text_decoder = self.text_parts = None
+            self.text_decoder = self.text_bytes = None
             self.invalid_utf8(error)
             return None
-        return self.text_parts
+        self.text_bytes += data
+        return self.text_bytes
 
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, except that text which is not UTF-8 fails the connection as the client's
         error (uvicorn logs it at ERROR with a traceback)."""
-        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        data = bytes(self.frames[0]) if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
         if self.curr_msg_data_type == "text":
             try:
@@ -637,7 +665,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         close = self.conn.close_rcvd
         assert close is not None
         assert self.pongs_before_close is not None
-        self.frames, self.text_decoder, self.text_parts = [], None, None
+        self.frames, self.text_decoder, self.text_bytes = [], None, None
         self.queue.put_nowait(
             {"type": "websocket.disconnect", "code": close.code, "reason": close.reason}
         )
@@ -768,8 +796,37 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if kind == "websocket.close" and self.failed:
             return
         await super().send(message)
-        if self.unread and kind == "websocket.close":
+        if kind == "websocket.accept" and self.handshake_complete:
+            self.read_after_accept()
+        elif self.unread and kind == "websocket.close":
             self.feed_frames()  # the client's answer may be among what waits
+
+    def read_after_accept(self) -> None:
+        """Reads what the client sent after its handshake request, now that the 101 is out;
+        on a connection without compression, later reads then go to websockets directly."""
+        held = self.unread
+        if held is None:
+            return
+        if self.paused_for_accept:
+            self.paused_for_accept = False
+            self.transport.resume_reading()
+        if self.conn.extensions:
+            self.feed_frames()
+            return
+        self.unread = None
+        if held:
+            self.data_received(bytes(held))
+
+    def pause_writing(self) -> None:
+        """The client is not reading what it is sent: it is not read from either, or a client
+        that sends pings and never reads would grow the server with its pongs."""
+        super().pause_writing()
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if not self.read_paused and not self.paused_for_accept:
+            self.transport.resume_reading()
 
     def data_frame(self, message: dict[str, Any]) -> bytes:
         text = message.get("text")
@@ -782,17 +839,30 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def shutdown(self) -> None:
         if self.close_sent or self.failed or self.initial_response is not None:
             super().shutdown()
+            self.abort_later()
             return
         self.stop_keepalive()
         if self.handshake_complete:
             self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.GOING_AWAY})
             self.conn.send_close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
             self.close_sent = True
-        else:
-            # The application has not answered the handshake yet. As after uvicorn's own 403,
-            # nothing more may go out: not its accept, nor uvicorn's 500 when it gives up.
-            response = self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, f"{SHUTDOWN_REASON}\n")
-            self.conn.send_response(response)
-            self.handshake_complete = self.close_sent = True
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            # The client has CLOSE_TIMEOUT to answer, as under daphne; data_received ends TCP
+            # when it does.
+            if self.close_timer is not None:
+                self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.close_wait_expired)
+            return
+        # The application has not answered the handshake yet. As after uvicorn's own 403,
+        # nothing more may go out: not its accept, nor uvicorn's 500 when it gives up.
+        response = self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, f"{SHUTDOWN_REASON}\n")
+        self.conn.send_response(response)
+        self.handshake_complete = self.close_sent = True
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
+        self.abort_later()
+
+    def abort_later(self) -> None:
+        """Ends TCP after CLOSE_TIMEOUT if closing has not: a client that reads nothing would
+        keep its connection, and so the process, from ever closing."""
+        self.loop.call_later(self.close_timeout, self.transport.abort)

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import socket
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import ServerFactory
 from tests.deflate import ClientDeflate
-from tests.live import HOST, LiveServer, connect_echo, rss_bytes
+from tests.live import (
+    HOST,
+    LiveServer,
+    connect_echo,
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+    start_server,
+)
 from tests.rawws import BINARY, CLOSE, PING, TEXT, RawClient, frame
 from tests.timing import bound
 
@@ -210,3 +222,76 @@ def test_churn_leaves_nothing_behind(live_servers: ServerFactory, server_kind: s
     log = server.log()
     for trouble in ("Traceback", "Task was destroyed", "Exception inside application", "ERROR"):
         assert trouble not in log, f"the server log shows {trouble!r}:\n{log[-3000:]}"
+
+
+# What a client can make the server hold without reading, in ways other than messages.
+
+
+def test_pings_without_reading_stay_within_the_memory_bound(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """A client that floods pings and never reads the pongs is paused like any slow reader:
+    the server's peak memory grows by less than 16 times ECHO_MAX_MESSAGE_SIZE."""
+    server = live_servers(server_kind)
+    client = RawClient.open(HOST, server.port)
+    client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.sock.settimeout(0.5)
+    flood = frame(PING, b"p" * 125) * 2000
+    before = reset_peak_rss(server)
+    deadline = time.monotonic() + bound(3)
+    try:
+        while time.monotonic() < deadline:  # about 100 MB at most, in 3 s
+            client.sock.sendall(flood)
+    except TimeoutError:
+        pass  # the server stopped reading: the flood is held back in TCP, not in the server
+    finally:
+        client.close()
+    assert peak_rss_bytes(server) - before < 16 * MIB
+
+
+def test_one_byte_fragments_stay_within_the_memory_bound(
+    live_servers: ServerFactory, server_kind: str
+) -> None:
+    """A message sent as 200,000 one-byte fragments echoes whole, and the server's peak memory
+    grows by less than 16 times ECHO_MAX_MESSAGE_SIZE (kept as a list of fragments, it took
+    over 130 bytes for each)."""
+    server = live_servers(server_kind)
+    client = RawClient(HOST, server.port, bound(60))
+    assert client.handshake().status == 101
+    count = 200_000
+    message = frame(BINARY, b"x", fin=False) + frame(0, b"x", fin=False) * (count - 2)
+    before = reset_peak_rss(server)
+    client.send(message + frame(0, b"x"))
+    assert client.recv_message() == (BINARY, b"x" * count)
+    assert peak_rss_bytes(server) - before < 16 * MIB
+    client.close()
+
+
+def test_shutdown_ends_a_client_that_does_not_read(
+    server_kind: str, tmp_path_factory: pytest.TempPathFactory, static_root: Path
+) -> None:
+    """SIGTERM ends a connection whose client reads nothing within the close timeout, and the
+    process exits, the connection logged as closed: it does not wait for the client to read."""
+    server = start_server(
+        server_kind,
+        tmp_path_factory.mktemp("shutdown-logs"),
+        {"DJANGO_STATIC_ROOT": str(static_root)},
+    )
+    client = RawClient.open(HOST, server.port)
+    try:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sock.settimeout(0.5)
+        chunk = frame(BINARY, os.urandom(60_000))
+        with contextlib.suppress(TimeoutError):
+            for _ in range(1000):  # 60 MB at most: the server stops reading long before
+                client.sock.sendall(chunk)
+        started = time.monotonic()
+        server.terminate()
+        server.wait()
+        assert time.monotonic() - started < bound(12)
+        # Closed once: 1001 where the application heard the close sent, 1006 where it was
+        # ended at the deadline with its client still silent.
+        assert len(re.findall(r"event=closed client=\S+ code=100[16] ", server.log())) == 1
+    finally:
+        client.close()
+        server.stop()

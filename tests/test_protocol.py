@@ -509,3 +509,33 @@ def test_broken_handshake_bytes_do_not_hang(
     client.send(b"\x16\x03\x01\x00\xa5garbage that is not HTTP\r\n\r\n")
     with contextlib.suppress(ConnectionEnded):
         assert client.read_response().status == 400
+
+
+# Frames in the same write as the handshake wait for its answer.
+
+AFTER_THE_HANDSHAKE = {
+    "ping": (frame(PING, b"early"), None),
+    "unmasked": (frame(TEXT, b"hi", mask=False), 1002),
+    "reserved-opcode": (frame(3, b"hi"), 1002),
+    "bad-utf8": (frame(TEXT, b"\xff"), 1007),
+    "bad-close-code": (frame(CLOSE, close_payload(999)), 1002),
+}
+
+
+@pytest.mark.parametrize(("wire", "code"), AFTER_THE_HANDSHAKE.values(), ids=AFTER_THE_HANDSHAKE)
+def test_frames_sent_with_the_handshake_are_answered_after_it(
+    raw_clients: RawClients, echo_server: LiveServer, wire: bytes, code: int | None
+) -> None:
+    """A control frame or an error in the same write as the handshake is answered after the
+    101, as if it had come later: a pong, or the close for the error, and no ERROR logged."""
+    since = echo_server.log_end()
+    client = raw_clients(echo_server, handshake=False)
+    client.send(handshake_request(f"{HOST}:{echo_server.port}") + wire)
+    assert client.read_response().status == 101
+    if code is None:
+        pong = client.recv_frame()
+        assert (pong.opcode, pong.payload) == (PONG, b"early")
+    else:
+        assert client.expect_close().close_code == code
+    time.sleep(0.2)  # the server's log lines follow its answer
+    assert " ERROR " not in echo_server.log()[since:]

@@ -167,6 +167,12 @@ METHODS = [
     ),
     (
         WebSocketProtocol,
+        "onMessageFrame",
+        "autobahn.websocket.protocol.WebSocketProtocol",
+        ["self", "payload"],
+    ),
+    (
+        WebSocketProtocol,
         "onMessageFrameBegin",
         "autobahn.websocket.protocol.WebSocketProtocol",
         ["self", "length"],
@@ -368,6 +374,18 @@ METHODS = [
         "handle_text",
         "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
         ["self", "event"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "pause_writing",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self"],
+    ),
+    (
+        WebSocketsSansIOProtocol,
+        "resume_writing",
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
+        ["self"],
     ),
     (
         WebSocketsSansIOProtocol,

@@ -50,7 +50,8 @@ INTERNALS = {
         *("_perMessageCompress", "websocket_extensions_in_use", "decompress_message_data"),
         *("create_from_offer_accept", "_decompressor", "accept_max_window_bits"),
         *("perMessageCompressionAccept", "PERMESSAGE_COMPRESSION_EXTENSION"),
-        *("processData", "consumeData", "onMessageBegin", "onMessageFrameBegin"),
+        *("processData", "consumeData", "onMessageBegin", "onMessageFrameBegin", "onMessageFrame"),
+        "message_data",
         *("current_frame", "_isMessageCompressed", "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG"),
         *("headers", "onClose", "localCloseCode"),
     ],
@@ -69,6 +70,7 @@ INTERNALS = {
         *("on_message_complete", "handle_events", "handle_text", "handle_cont", "handle_bytes"),
         *("keepalive_timeout", "on_task_complete", "eof_received", "close_timeout"),
         *("close_timer", "writable", "disconnected", "pong_timer", "pending_ping_payload"),
+        *("pause_writing", "resume_writing"),
     ],
     "websockets": [
         *("close_rcvd", "data_to_send", "send_close", "send_response", "reject"),
