@@ -1,6 +1,6 @@
 """The servers a benchmark run compares, and how to start, watch and stop each one.
 
-Every target is started through ``servers.launcher`` on a loopback port it picks itself, runs
+Every target is started through ``tests/launcher.py`` on a loopback port it picks itself, runs
 with production settings (DEBUG off, INFO logging) and is measured with psutil: RSS and CPU time
 of its whole process tree, since granian serves from worker processes.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 
-from servers import launcher
-from servers.launcher import ServerProcess
+from tests import launcher
+from tests.launcher import ServerProcess
 
 PROJECT_APP = launcher.PROJECT_APPLICATION
 RAW_APP = "bench.peers.raw_asgi:application"

@@ -1,7 +1,8 @@
 """Each supported server's command line for the project, written once.
 
-``servers.launcher`` (tests, benchmark) runs them on loopback with a port the server picks;
-``servers.serve`` (the container's entry point) runs one on the address and port it is given.
+``servers.serve`` (the container's entry point) runs one on the address and port it is given;
+the tests and the benchmark (``tests/launcher.py``) run them on loopback, on a port the server
+picks.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import sys
 PROJECT_APPLICATION = "project.asgi:application"
 
 # The ways the project is served: the development server and the production commands under
-# daphne and uvicorn (docs/servers.md). granian can be started for comparison; it is not
-# supported.
-SUPPORTED_KINDS = ("daphne", "runserver", "uvicorn")
-KINDS = (*SUPPORTED_KINDS, "granian")
+# daphne and uvicorn (docs/servers.md).
+KINDS = ("daphne", "runserver", "uvicorn")
 
 # The options of the documented uvicorn command between the address and the application.
 UVICORN_OPTIONS = (
@@ -35,12 +34,6 @@ def command(
         return [
             *(python, "-m", "uvicorn", "--host", host, "--port", str(port)),
             *UVICORN_OPTIONS,
-            application,
-        ]
-    if kind == "granian":
-        return [
-            *(python, "-m", "granian", "--interface", "asginl", "--host", host),
-            *("--port", str(port), "--workers", "1", "--loop", "uvloop", "--no-access-log"),
             application,
         ]
     if kind == "runserver":

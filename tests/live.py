@@ -16,8 +16,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from servers import launcher
-from servers.launcher import HOST, PROJECT_APPLICATION, PROJECT_DIR, ServerProcess
+from tests import launcher
+from tests.launcher import HOST, PROJECT_APPLICATION, PROJECT_DIR, ServerProcess
 from tests.timing import bound
 
 __all__ = ["HOST", "PROJECT_APPLICATION", "PROJECT_DIR"]

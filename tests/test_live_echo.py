@@ -17,7 +17,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from servers import SHUTDOWN_REASON, launcher
+from servers import SHUTDOWN_REASON
+from tests import launcher
 from tests.conftest import RawClients, ServerFactory
 from tests.live import (
     HOST,

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from servers import launcher
+from tests import launcher
 from tests.live import PROJECT_DIR
 from tests.timing import bound
 

@@ -1,13 +1,13 @@
 """Start an ASGI application under a real server process on loopback, and stop it.
 
 The live tests, the deployment tests and the benchmark all start servers through this module,
-with the command lines of ``servers.commands``. A server is asked for port 0 and picks a
+with the command lines of ``servers.commands``, and granian's, which is measured for comparison
+and not supported (docs/servers.md). A server is asked for port 0 and picks a
 free port itself; the port is then read back from the process's listening socket, so no other
 process can take it in between. Every wait is bounded, and a server is stopped by the PID this
 module started.
 
-This is tooling for tests and benchmarks: it needs ``psutil`` (the ``dev`` and ``bench``
-extras), which the service itself does not.
+It needs ``psutil`` (the ``dev`` and ``bench`` extras), which the service itself does not.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,17 +24,28 @@ from pathlib import Path
 import psutil
 
 from servers import commands
-from servers.commands import KINDS, PROJECT_APPLICATION, SUPPORTED_KINDS
+from servers.commands import PROJECT_APPLICATION
 
-__all__ = ["KINDS", "PROJECT_APPLICATION", "SUPPORTED_KINDS"]
+__all__ = ["PROJECT_APPLICATION"]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 POLL_INTERVAL = 0.05
 
 
+# The supported servers, and granian.
+SUPPORTED_KINDS = commands.KINDS
+KINDS = (*SUPPORTED_KINDS, "granian")
+
+
 def command(kind: str, application: str = PROJECT_APPLICATION) -> list[str]:
     """How ``kind`` serves ``application`` on HOST, on a port the server chooses."""
+    if kind == "granian":
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "asginl", "--host", HOST),
+            *("--port", "0", "--workers", "1", "--loop", "uvloop", "--no-access-log"),
+            application,
+        ]
     return commands.command(kind, application, host=HOST, port=0)
 
 
@@ -85,7 +97,7 @@ def start(
     """Runs ``argv`` (a ``command()``, or any server told to listen on port 0) until it listens
     on HOST and accepts a connection; its output goes to ``log_path``."""
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(  # noqa: S603  (a server command built above)
+        process = subprocess.Popen(
             list(argv),
             cwd=PROJECT_DIR,
             env=dict(environment),
