@@ -1,5 +1,6 @@
 """ASGI entry point: ``daphne project.asgi:application``, ``manage.py runserver`` and uvicorn
-(docs/servers.md) load this.
+(docs/servers.md) load this. Under the ``daphne`` command, loading it is also what has daphne
+serve with the project's adjustments (``servers/daphne_command.py``).
 
 Every connection first has its client address taken from a trusted proxy's headers (if any).
 HTTP then goes to Django; WebSocket handshakes pass the Origin check, then the echo routes. A
@@ -11,6 +12,7 @@ import os
 from django.core.asgi import get_asgi_application
 
 from project.env import InvalidSetting
+from servers.daphne_command import serve_with_echo_server
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Django must be set up before anything that imports consumers or reads settings. A setting the
@@ -38,3 +40,7 @@ application = TrustedProxyHeaders(
         }
     )
 )
+
+# The daphne command has no option naming a server class: it serves with the project's when
+# told so here, as it loads this module. Under any other server this does nothing.
+serve_with_echo_server()

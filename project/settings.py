@@ -88,11 +88,10 @@ LOG_LEVEL = env_choice(
 )
 
 INSTALLED_APPS = [
-    # The project's adjustments to daphne, applied once settings are loaded (servers/apps.py);
-    # first, so that `manage.py runserver` is its command, daphne's ASGI server adjusted.
+    # First, so that `manage.py runserver` is its command (daphne's, on the project's daphne
+    # server) rather than staticfiles' WSGI one. daphne itself is not an app here: its app
+    # config imports Twisted into every process that sets Django up.
     "servers",
-    # daphne before staticfiles, whose runserver is Django's WSGI one.
-    "daphne",
     "django.contrib.staticfiles",
     "echo",
 ]

@@ -1,11 +1,12 @@
 """How the project is served: its adjustments to the ASGI servers it supports, and how to start
 each one.
 
-``servers.daphne`` adjusts daphne (and autobahn and Twisted beneath it); ``servers.apps`` applies
-it once Django is set up, so it holds under ``manage.py runserver`` and ``daphne
-project.asgi:application`` alike. ``servers.uvicorn`` holds the protocol classes uvicorn loads
-with its ``--http`` and ``--ws`` flags. ``servers.launcher`` starts any of them as a process.
-Nothing here imports the echo app: these are fixes to the servers, whatever they serve. Their
+``servers.daphne`` holds ``EchoServer``, daphne (with autobahn and Twisted beneath it) adjusted,
+which ``manage.py runserver`` serves with, and the ``daphne`` command too once
+``servers.daphne_command`` tells it to. ``servers.uvicorn`` holds the protocol classes uvicorn
+loads with its ``--http`` and ``--ws`` flags. ``servers.commands`` has each server's command
+line, and ``servers.serve`` runs one as the container's process. Each adjustment is imported
+only by the process whose server it adjusts. Nothing here imports the echo app: these are fixes to the servers, whatever they serve. Their
 log lines name clients and quote them as the application's do (``project.logfields``).
 docs/upstream.md lists the defect behind each adjustment.
 """

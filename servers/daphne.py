@@ -50,9 +50,11 @@ WebSocket clients are right, cannot live with:
   the process by as much as it sends; and pausing the socket would not stop the frames of a read
   already taken in, which autobahn parses and inflates all at once.
 
-``install()`` makes every daphne server in the process use the classes below; ``servers.apps``
-calls it when Django starts, so it holds under ``manage.py runserver`` and the ``daphne`` command
-alike. The internals of daphne, autobahn and Twisted used here are listed in
+``EchoServer`` is daphne's server built from the classes below. Nothing here changes a class
+of daphne's, autobahn's or Twisted's: ``manage.py runserver`` serves with ``EchoServer`` through
+its ``server_cls`` (``servers/management/commands/runserver.py``), and the ``daphne`` command is
+told to when it imports the application (``servers/daphne_command.py``); no other process
+imports this module. The internals of daphne, autobahn and Twisted used here are listed in
 ``tests/test_server_contracts.py``, which fails when a release renames one or changes its
 signature; ``tests/test_daphne_adjustments.py`` shows each adjustment is still needed. The
 supported ranges are pinned in ``pyproject.toml``; docs/upstream.md says what to delete when
@@ -62,6 +64,7 @@ a fix is released upstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -70,8 +73,6 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any
 
-import daphne.cli
-import daphne.server
 from autobahn.exception import PayloadExceededError
 from autobahn.util import encode_truncate
 from autobahn.websocket.compress import PERMESSAGE_COMPRESSION_EXTENSION
@@ -86,7 +87,9 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from twisted.internet import defer, reactor
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import STDLibLogObserver, globalLogBeginner
 from twisted.web import http
 
 from servers import (
@@ -119,9 +122,6 @@ WRITE_HIGH_WATER = 256 * 1024
 MAX_PENDING_MESSAGES = 16
 # On shutdown, open WebSockets get this long to answer their 1001 close before the process exits.
 SHUTDOWN_GRACE = 5.0
-
-# The open WebSockets of this process, closed with 1001 (going away) when it shuts down.
-open_websockets: set[EchoWebSocketProtocol] = set()
 
 
 class BoundedPerMessageDeflate(PerMessageDeflate):
@@ -280,7 +280,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         return self.compression
 
     def onConnect(self, request: Any) -> Any:
-        if EchoWebSocketProtocol.draining:
+        if self.factory.server_class.draining:
             raise ConnectionDeny(503, SHUTDOWN_REASON)
         # daphne decodes the offered subprotocols as ASCII, and its error would be a 500 and an
         # ERROR traceback. (Twisted already refuses a header name that is not ASCII, and daphne
@@ -290,7 +290,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         return super().onConnect(request)
 
     def onOpen(self) -> None:
-        open_websockets.add(self)
+        self.server.websocket_opened(self)
         if self.compression is not None:
             # What autobahn built from the accepted offer, with the bound made exact; no
             # message has been read with it yet.
@@ -519,7 +519,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             self.flush_deadline = reactor.callLater(CLOSE_TIMEOUT, self.transport.abortConnection)
 
     def connectionLost(self, reason: Any) -> None:
-        open_websockets.discard(self)
+        self.server.websocket_closed(self)
         for deadline in (self.flush_deadline, self.held_failure_deadline):
             if deadline is not None and deadline.active():
                 deadline.cancel()
@@ -705,22 +705,10 @@ class EchoHTTPFactory(HTTPFactory):
         self.timeOut = settings.ECHO_HANDSHAKE_TIMEOUT
 
 
-def close_websockets_for_shutdown() -> defer.Deferred[None]:
-    """Say goodbye with 1001 to every open WebSocket; the reactor waits (boundedly) for them."""
-    EchoWebSocketProtocol.draining = True
-    for websocket in list(open_websockets):
-        websocket.sendCloseFrame(code=1001, reasonUtf8=SHUTDOWN_REASON.encode())
-    all_closed: defer.Deferred[None] = defer.Deferred()
-    deadline = reactor.seconds() + SHUTDOWN_GRACE
+class EchoWebSocketFactory(WebSocketFactory):
+    """daphne's WebSocket factory, building ``EchoWebSocketProtocol``."""
 
-    def check() -> None:
-        if not open_websockets or reactor.seconds() >= deadline:
-            all_closed.callback(None)
-        else:
-            reactor.callLater(0.05, check)
-
-    check()
-    return all_closed
+    protocol = EchoWebSocketProtocol
 
 
 def payload_size(message: dict[str, Any]) -> int:
@@ -793,14 +781,65 @@ class ApplicationQueue:
 
 
 class EchoServer(Server):
-    """daphne's server, giving each application an ``ApplicationQueue`` and letting
-    applications finish on their own when it shuts down.
+    """daphne's server, built from the project's factories and protocols, giving each
+    application an ``ApplicationQueue``, and shutting down gracefully.
 
-    daphne cancels every application the moment shutdown starts, while the 1001 closes are still
-    on their way, so no consumer hears its connection end (and none logs it). This waits, at
-    most SHUTDOWN_GRACE, for the applications to finish after their clients answer the close,
-    and cancels only what is left.
+    On shutdown daphne cancels every application at once and drops every WebSocket without a
+    close frame, so no client can tell a shutdown from a crash and no consumer hears its
+    connection end. This says goodbye with 1001 to every open WebSocket and 503 to new
+    handshakes, which a proxy retries on another process, then waits, at most SHUTDOWN_GRACE,
+    for the clients to answer and the applications to finish, and cancels only what is left.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Once shutdown starts, new handshakes get 503.
+        self.draining = False
+        self.open_websockets: set[EchoWebSocketProtocol] = set()
+        # Set once draining has left no WebSocket open.
+        self.all_closed = asyncio.Event()
+
+    def run(self) -> None:
+        """daphne's ``run``, statement for statement (``tests/test_server_contracts.py``
+        checks), building ``EchoHTTPFactory`` and ``EchoWebSocketFactory`` in place of its own
+        factories, which it looks up in its module where no subclass can name others."""
+        self.connections = {}
+        self.http_factory = EchoHTTPFactory(self)
+        self.ws_factory = EchoWebSocketFactory(self, server=self.server_name)
+        self.ws_factory.setProtocolOptions(
+            autoPingTimeout=self.ping_timeout,
+            allowNullOrigin=True,
+            openHandshakeTimeout=self.websocket_handshake_timeout,
+            maxMessagePayloadSize=self.websocket_max_message_size,
+            maxFramePayloadSize=self.websocket_max_frame_size,
+        )
+        if self.verbosity <= 1:
+            globalLogBeginner.beginLoggingTo(
+                [lambda _: None], redirectStandardIO=False, discardBuffer=True
+            )
+        else:
+            globalLogBeginner.beginLoggingTo([STDLibLogObserver(__name__)])
+        if http.H2_ENABLED:
+            logger.info("HTTP/2 support enabled")
+        else:
+            logger.info("HTTP/2 support not enabled (install the http2 and tls Twisted extras)")
+        reactor.callLater(1, self.application_checker)
+        reactor.callLater(2, self.timeout_checker)
+        for socket_description in self.endpoints:
+            logger.info("Configuring endpoint %s", socket_description)
+            ep = serverFromString(reactor, str(socket_description))
+            listener = ep.listen(self.http_factory)
+            listener.addCallback(self.listen_success)
+            listener.addErrback(self.listen_error)
+            self.listeners.append(listener)
+        asyncio.set_event_loop(reactor._asyncioEventloop)
+        if self.verbosity >= 3:
+            asyncio.get_event_loop().set_debug(True)
+        reactor.addSystemEventTrigger("before", "shutdown", self.kill_all_applications)
+        if not self.abort_start:
+            if self.ready_callable:
+                self.ready_callable()
+            reactor.run(installSignalHandlers=self.signal_handlers)
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
         """Starts the application of a connection, a WebSocket's with its subprotocols as
@@ -827,26 +866,33 @@ class EchoServer(Server):
         return input_queue
 
     def kill_all_applications(self) -> defer.Deferred[Any]:
+        self.draining = True
+        for websocket in list(self.open_websockets):
+            websocket.sendCloseFrame(code=1001, reasonUtf8=SHUTDOWN_REASON.encode())
+        if not self.open_websockets:
+            self.all_closed.set()
+        finished = defer.Deferred.fromFuture(asyncio.ensure_future(self.wait_for_goodbyes()))
+        finished.addBoth(lambda _: super(EchoServer, self).kill_all_applications())
+        return finished
+
+    async def wait_for_goodbyes(self) -> None:
+        """Until the applications have finished and the WebSockets closed, SHUTDOWN_GRACE at
+        most."""
         running = [
             details["application_instance"]
             for details in self.connections.values()
             if "application_instance" in details and not details["application_instance"].done()
         ]
-        if not running:
-            return super().kill_all_applications()
-        finished = defer.Deferred.fromFuture(
-            asyncio.ensure_future(asyncio.wait(running, timeout=SHUTDOWN_GRACE))
-        )
-        finished.addBoth(lambda _: super(EchoServer, self).kill_all_applications())
-        return finished
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                if running:
+                    await asyncio.wait(running)
+                await self.all_closed.wait()
 
+    def websocket_opened(self, websocket: EchoWebSocketProtocol) -> None:
+        self.open_websockets.add(websocket)
 
-def install() -> None:
-    """Make every daphne server in this process the project's, building its protocol classes:
-    under the ``daphne`` command and under ``manage.py runserver`` alike."""
-    if WebSocketFactory.protocol is EchoWebSocketProtocol:
-        return
-    WebSocketFactory.protocol = EchoWebSocketProtocol
-    daphne.server.HTTPFactory = EchoHTTPFactory
-    daphne.cli.CommandLineInterface.server_class = EchoServer
-    reactor.addSystemEventTrigger("before", "shutdown", close_websockets_for_shutdown)
+    def websocket_closed(self, websocket: EchoWebSocketProtocol) -> None:
+        self.open_websockets.discard(websocket)
+        if self.draining and not self.open_websockets:
+            self.all_closed.set()

@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
+from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketFactory
 from tests.peer import InMemoryConnection
 
 CLIENT = address.IPv4Address("TCP", "127.0.0.1", 50000)
@@ -84,9 +84,8 @@ class DaphneServer:
         self.server.http_factory = (EchoHTTPFactory if kind == "project" else HTTPFactory)(
             self.server
         )
-        self.server.ws_factory = WebSocketFactory(self.server, server="daphne")
-        self.server.ws_factory.protocol = (
-            EchoWebSocketProtocol if kind == "project" else WebSocketProtocol
+        self.server.ws_factory = (EchoWebSocketFactory if kind == "project" else WebSocketFactory)(
+            self.server, server="daphne"
         )
         self.server.ws_factory.setProtocolOptions(
             autoPingTimeout=self.server.ping_timeout,

@@ -22,6 +22,7 @@ from autobahn.websocket.compress_deflate import PerMessageDeflate, PerMessageDef
 from autobahn.websocket.types import ConnectionRequest
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.core.management import get_commands, load_command_class
@@ -31,7 +32,7 @@ from websockets.frames import Opcode
 
 from servers import SHUTDOWN_REASON
 from servers import daphne as adjustments
-from servers.daphne import EchoHTTPFactory, EchoServer, EchoWebSocketProtocol
+from servers.daphne import EchoServer, EchoWebSocketProtocol
 from tests.daphne_harness import DaphneServer, deaf_application
 from tests.deflate import ClientDeflate
 from tests.peer import GatedApplication, Peer, echo_application
@@ -61,17 +62,21 @@ def quiet_reactor(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-# Contract with Server.run(): what install() replaces is what run() builds.
+# Which server serves.
 
 
-def test_installed_for_every_daphne_server() -> None:
-    """Setting Django up makes daphne build the project's classes, with no import of the
-    application needed."""
-    assert WebSocketFactory.protocol is EchoWebSocketProtocol
-    assert daphne_server.HTTPFactory is EchoHTTPFactory
-    assert CommandLineInterface.server_class is EchoServer
+def test_runserver_serves_with_echo_server() -> None:
+    """``manage.py runserver`` is the project's command, serving with ``EchoServer``."""
     assert get_commands()["runserver"] == "servers"
     assert load_command_class("servers", "runserver").server_cls is EchoServer
+
+
+def test_echo_server_leaves_daphne_classes_as_they_are() -> None:
+    """Building and serving with the project's classes changes none of daphne's: stock
+    daphne in the same process is stock."""
+    assert WebSocketFactory.protocol is WebSocketProtocol
+    assert daphne_server.HTTPFactory is HTTPFactory
+    assert CommandLineInterface.server_class is Server
 
 
 # Limits from the project's settings.
@@ -604,13 +609,10 @@ async def test_shutdown_says_going_away_and_refuses_newcomers(daphne_servers: An
     daphne = daphne_servers("project")
     connection = daphne.connect()
     await connection.open()
-    try:
-        adjustments.close_websockets_for_shutdown()
-        received = await connection.read()
-        newcomer = daphne.connect()
-        refused = await newcomer.send(newcomer.peer.handshake())
-    finally:
-        EchoWebSocketProtocol.draining = False
+    daphne.server.kill_all_applications()
+    received = await connection.read()
+    newcomer = daphne.connect()
+    refused = await newcomer.send(newcomer.peer.handshake())
     assert received.close is not None
     assert (received.close.code, received.close.reason) == (1001, SHUTDOWN_REASON)
     assert refused.status == 503

@@ -1,6 +1,7 @@
 """The Channels tutorial's way to echo: a plain AsyncWebsocketConsumer with default dispatch.
 
-It runs in this project's Django settings, so the only difference from the project's own
+It runs in this project's Django settings, and under the ``daphne`` command on the project's
+daphne server as ``project.asgi`` does, so the only difference from the project's own
 ``EchoConsumer`` is the consumer code and what the project does around it.
 """
 
@@ -10,8 +11,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from servers.daphne_command import serve_with_echo_server
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_application = get_asgi_application()
+serve_with_echo_server()
 
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
