@@ -190,9 +190,6 @@ class OpenedRequest:
 class EchoWebSocketProtocol(WebSocketProtocol):
     """daphne's WebSocket protocol with the project's limits and RFC 6455's close behaviour."""
 
-    # Set for the whole process once shutdown starts: new handshakes then get 503, which a
-    # proxy retries on another process.
-    draining = False
     flush_deadline: IDelayedCall | None = None
     # The permessage-deflate offer accepted in the handshake, until the connection opens.
     compression: PerMessageDeflateOfferAccept | None = None
@@ -793,7 +790,7 @@ class EchoServer(Server):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Once shutdown starts, new handshakes get 503.
+        # Once shutdown starts, new handshakes get 503, which a proxy retries on another process.
         self.draining = False
         self.open_websockets: set[EchoWebSocketProtocol] = set()
         # Set once draining has left no WebSocket open.
