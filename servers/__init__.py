@@ -6,9 +6,10 @@ which ``manage.py runserver`` serves with, and the ``daphne`` command too once
 ``servers.daphne_command`` tells it to. ``servers.uvicorn`` holds the protocol classes uvicorn
 loads with its ``--http`` and ``--ws`` flags. ``servers.commands`` has each server's command
 line, and ``servers.serve`` runs one as the container's process. Each adjustment is imported
-only by the process whose server it adjusts. Nothing here imports the echo app: these are fixes to the servers, whatever they serve. Their
-log lines name clients and quote them as the application's do (``project.logfields``).
-docs/upstream.md lists the defect behind each adjustment.
+only by the process whose server it adjusts. Nothing here imports the echo app: these are
+fixes to the servers, whatever they serve. Their log lines name clients and quote them as the
+application's do (``project.logfields``). docs/upstream.md lists the defect behind each
+adjustment.
 """
 
 from __future__ import annotations

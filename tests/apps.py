@@ -4,8 +4,8 @@ and one that echoes slowly.
 A server runs them as ``tests.apps:application`` (daphne and uvicorn; ``manage.py runserver``
 serves only the project's application). Importing this module imports ``project.asgi``, which
 sets Django up and, under the ``daphne`` command, has it serve with ``EchoServer``
-(``servers/daphne_command.py``), exactly as it does for the project; every path other than the two below goes to the project's
-application, so ``/echo`` is the project's own echo.
+(``servers/daphne_command.py``), exactly as it does for the project; every path other than the
+two below goes to the project's application, so ``/echo`` is the project's own echo.
 
 Each application logs one line when its connection ends, naming the client as the project's
 log does, with the messages it read: that is how a test sees what an application that never
