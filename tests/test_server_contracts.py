@@ -11,9 +11,13 @@ this list was checked against. The behaviour each adjustment gives is tested in
 from __future__ import annotations
 
 import ast
+import hashlib
+import importlib
 import inspect
+import re
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -24,10 +28,8 @@ from autobahn.websocket.compress_deflate import (
     PerMessageDeflateOffer,
     PerMessageDeflateOfferAccept,
 )
-from autobahn.websocket.protocol import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from daphne.cli import CommandLineInterface
-from daphne.http_protocol import HTTPFactory
 from daphne.management.commands.runserver import Command as RunserverCommand
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -41,153 +43,22 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.server import ServerState
 from websockets.exceptions import PayloadTooBig
 from websockets.extensions.permessage_deflate import PerMessageDeflate as WebsocketsDeflate
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Close, CloseCode, Frame, Opcode
 from websockets.server import ServerProtocol
 
 from servers import daphne as daphne_adjustments
-from servers.uvicorn import LazyPerMessageDeflate
+from servers.uvicorn import EchoHTTPProtocol, EchoWebSocketProtocol, LazyPerMessageDeflate
+from tests import internals
 from tests.daphne_harness import CLIENT, DaphneServer
 from tests.peer import echo_application
 from tests.uvicorn_harness import Connection as UvicornConnection
 from tests.uvicorn_harness import RecordingTransport, loaded_config
 
-# (class, method, the class that defines it, its parameters): overridden by a subclass in
-# servers/, or called from one. A method that moves to another class, or is renamed there, may
-# no longer be the one an override replaces.
-METHODS = [
-    # daphne's WebSocket protocol, and autobahn's beneath it.
-    (
-        WebSocketProtocol,
-        "connectionMade",
-        "autobahn.twisted.websocket.WebSocketAdapterProtocol",
-        ["self"],
-    ),
-    (WebSocketProtocol, "onConnect", "daphne.ws_protocol.WebSocketProtocol", ["self", "request"]),
-    (WebSocketProtocol, "onOpen", "daphne.ws_protocol.WebSocketProtocol", ["self"]),
-    (
-        WebSocketProtocol,
-        "onMessage",
-        "daphne.ws_protocol.WebSocketProtocol",
-        ["self", "payload", "isBinary"],
-    ),
-    (
-        WebSocketProtocol,
-        "failHandshake",
-        "autobahn.websocket.protocol.WebSocketServerProtocol",
-        ["self", "reason", "code", "responseHeaders"],
-    ),
-    (
-        WebSocketProtocol,
-        "sendCloseFrame",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "code", "reasonUtf8", "isReply"],
-    ),
-    (
-        WebSocketProtocol,
-        "dropConnection",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "abort"],
-    ),
-    (
-        WebSocketProtocol,
-        "connectionLost",
-        "autobahn.twisted.websocket.WebSocketAdapterProtocol",
-        ["self", "reason"],
-    ),
-    (
-        WebSocketProtocol,
-        "applicationCreateWorked",
-        "daphne.ws_protocol.WebSocketProtocol",
-        ["self", "application_queue"],
-    ),
-    (WebSocketProtocol, "check_timeouts", "daphne.ws_protocol.WebSocketProtocol", ["self"]),
-    (
-        WebSocketProtocol,
-        "onClose",
-        "daphne.ws_protocol.WebSocketProtocol",
-        ["self", "wasClean", "code", "reason"],
-    ),
-    (
-        WebSocketProtocol,
-        "handle_reply",
-        "daphne.ws_protocol.WebSocketProtocol",
-        ["self", "message"],
-    ),
-    (
-        WebSocketProtocol,
-        "_max_message_size_exceeded",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "msg_size", "max_msg_size", "reason"],
-    ),
-    (
-        WebSocketProtocol,
-        "_fail_connection",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "code", "reason"],
-    ),
-    (
-        WebSocketProtocol,
-        "_protocol_violation",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "reason"],
-    ),
-    (
-        WebSocketProtocol,
-        "_invalid_payload",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "reason"],
-    ),
-    (
-        WebSocketProtocol,
-        "onCloseFrame",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "code", "reasonRaw"],
-    ),
-    (
-        WebSocketProtocol,
-        "onAutoPingTimeout",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketProtocol,
-        "dataReceived",
-        "autobahn.twisted.websocket.WebSocketAdapterProtocol",
-        ["self", "data"],
-    ),
-    (WebSocketProtocol, "processData", "autobahn.websocket.protocol.WebSocketProtocol", ["self"]),
+# (class, method, the class that defines it, its parameters): called by servers/ on a library's
+# object, with those parameters. (What the project's classes override is read from them.)
+CALLED = [
+    # autobahn's WebSocket protocol, and daphne's over it.
     (WebSocketProtocol, "consumeData", "autobahn.websocket.protocol.WebSocketProtocol", ["self"]),
-    (
-        WebSocketProtocol,
-        "onMessageBegin",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "isBinary"],
-    ),
-    (
-        WebSocketProtocol,
-        "onMessageFrame",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "payload"],
-    ),
-    (
-        WebSocketProtocol,
-        "onMessageFrameBegin",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "length"],
-    ),
-    (
-        WebSocketProtocol,
-        "_parseExtensionsHeader",
-        "autobahn.websocket.protocol.WebSocketProtocol",
-        ["self", "header", "removeQuotes"],
-    ),
-    (
-        PerMessageDeflate,
-        "decompress_message_data",
-        "autobahn.websocket.compress_deflate.PerMessageDeflate",
-        ["self", "data", "max_output_len"],
-    ),
     (
         PerMessageDeflate,
         "create_from_offer_accept",
@@ -215,22 +86,14 @@ METHODS = [
         "autobahn.websocket.protocol.WebSocketProtocol",
         ["self", "payload", "isBinary", "fragmentSize", "sync", "doNotCompress"],
     ),
-    # The sweep that calls check_timeouts, and what EchoServer builds its own of.
     (Server, "timeout_checker", "daphne.server.Server", ["self"]),
-    (Server, "kill_all_applications", "daphne.server.Server", ["self"]),
-    (Server, "create_application", "daphne.server.Server", ["self", "protocol", "scope"]),
     (Server, "handle_reply", "daphne.server.Server", ["self", "protocol", "message"]),
-    (HTTPFactory, "__init__", "daphne.http_protocol.HTTPFactory", ["self", "server"]),
     (
         WebSocketFactory,
         "__init__",
         "daphne.ws_protocol.WebSocketFactory",
         ["self", "server_class", "args", "kwargs"],
     ),
-    # Twisted's HTTP channel under daphne, and the TCP transport a WebSocket takes over.
-    (http.HTTPChannel, "connectionMade", "twisted.web.http.HTTPChannel", ["self"]),
-    (http.HTTPChannel, "allContentReceived", "twisted.web.http.HTTPChannel", ["self"]),
-    (http.HTTPChannel, "connectionLost", "twisted.web.http.HTTPChannel", ["self", "reason"]),
     (
         http.HTTPChannel,
         "callLater",
@@ -239,32 +102,8 @@ METHODS = [
     ),
     (
         http.HTTPChannel,
-        "dataReceived",
-        "twisted.web.http.HTTPChannel",
-        ["self", "data"],
-    ),
-    (
-        http.HTTPChannel,
-        "rawDataReceived",
-        "twisted.web.http.HTTPChannel",
-        ["self", "data"],
-    ),
-    (
-        http.HTTPChannel,
-        "lineLengthExceeded",
-        "twisted.protocols.basic.LineReceiver",
-        ["self", "line"],
-    ),
-    (
-        http.HTTPChannel,
         "clearLineBuffer",
         "twisted.protocols.basic.LineReceiver",
-        ["self"],
-    ),
-    (
-        http.HTTPChannel,
-        "_respondToBadRequestAndDisconnect",
-        "twisted.web.http.HTTPChannel",
         ["self"],
     ),
     (
@@ -298,18 +137,6 @@ METHODS = [
     ),
     (
         HttpToolsProtocol,
-        "connection_made",
-        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
-        ["self", "transport"],
-    ),
-    (
-        HttpToolsProtocol,
-        "data_received",
-        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
-        ["self", "data"],
-    ),
-    (
-        HttpToolsProtocol,
         "_unset_keepalive_if_required",
         "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
         ["self"],
@@ -327,42 +154,6 @@ METHODS = [
         ["self"],
     ),
     (
-        HttpToolsProtocol,
-        "on_message_complete",
-        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
-        ["self"],
-    ),
-    (
-        HttpToolsProtocol,
-        "on_headers_complete",
-        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
-        ["self"],
-    ),
-    (
-        HttpToolsProtocol,
-        "connection_lost",
-        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol",
-        ["self", "exc"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "__init__",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "config", "server_state", "app_state", "_loop"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "handle_connect",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "event"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "data_received",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "data"],
-    ),
-    (
         WebSocketsSansIOProtocol,
         "handle_events",
         "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
@@ -370,91 +161,7 @@ METHODS = [
     ),
     (
         WebSocketsSansIOProtocol,
-        "handle_text",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "event"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "pause_writing",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "resume_writing",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "handle_bytes",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "event"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "handle_cont",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "event"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "keepalive_timeout",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "on_task_complete",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "task"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "connection_lost",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "exc"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "eof_received",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "send",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "message"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "receive",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "send_receive_event_to_app",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
         "handle_parser_exception",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "handle_close",
-        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
-        ["self", "event"],
-    ),
-    (
-        WebSocketsSansIOProtocol,
-        "shutdown",
         "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol",
         ["self"],
     ),
@@ -481,91 +188,207 @@ METHODS = [
         ],
     ),
     (ServerProtocol, "reject", "websockets.server.ServerProtocol", ["self", "status", "text"]),
-    (
-        ServerProtocol,
-        "process_extensions",
-        "websockets.server.ServerProtocol",
-        ["self", "headers"],
-    ),
     (ServerProtocol, "send_response", "websockets.server.ServerProtocol", ["self", "response"]),
     (ServerProtocol, "data_to_send", "websockets.protocol.Protocol", ["self"]),
     (ServerProtocol, "send_close", "websockets.protocol.Protocol", ["self", "code", "reason"]),
     (ServerProtocol, "fail", "websockets.protocol.Protocol", ["self", "code", "reason"]),
     (ServerProtocol, "receive_data", "websockets.protocol.Protocol", ["self", "data"]),
     (Frame, "serialize", "websockets.frames.Frame", ["self", "mask", "extensions"]),
-    (
-        WebsocketsDeflate,
-        "__init__",
-        "websockets.extensions.permessage_deflate.PerMessageDeflate",
-        [
-            "self",
-            "remote_no_context_takeover",
-            "local_no_context_takeover",
-            "remote_max_window_bits",
-            "local_max_window_bits",
-            "compress_settings",
-        ],
-    ),
-    (
-        WebsocketsDeflate,
-        "decode",
-        "websockets.extensions.permessage_deflate.PerMessageDeflate",
-        ["self", "frame", "max_size"],
-    ),
-    (
-        WebsocketsDeflate,
-        "encode",
-        "websockets.extensions.permessage_deflate.PerMessageDeflate",
-        ["self", "frame"],
-    ),
-    (
-        ServerPerMessageDeflateFactory,
-        "__init__",
-        "websockets.extensions.permessage_deflate.ServerPerMessageDeflateFactory",
-        [
-            "self",
-            "server_no_context_takeover",
-            "client_no_context_takeover",
-            "server_max_window_bits",
-            "client_max_window_bits",
-            "compress_settings",
-            "require_client_max_window_bits",
-        ],
-    ),
-    (
-        ServerPerMessageDeflateFactory,
-        "process_request_params",
-        "websockets.extensions.permessage_deflate.ServerPerMessageDeflateFactory",
-        ["self", "params", "accepted_extensions"],
-    ),
     (Close, "serialize", "websockets.frames.Close", ["self"]),
 ]
 
-# Per-connection options servers/daphne.py sets before autobahn copies the factory's.
-AUTOBAHN_OPTIONS = [
-    *("maxMessagePayloadSize", "maxFramePayloadSize", "openHandshakeTimeout"),
-    "perMessageCompressionAccept",
-    *("autoPingInterval", "autoPingTimeout", "closeHandshakeTimeout", "versions"),
-    *("failByDrop", "echoCloseCodeReason"),
-]
+# Attributes of library objects other than the project's classes that servers/ reads or sets
+# (a transport, websockets' protocol, a size error, daphne's command classes), by library.
+COLLABORATOR_ATTRIBUTES = {
+    "twisted": ["bufferSize"],
+    "websockets": [
+        *("close_rcvd", "close_sent", "parser_exc", "handshake_exc", "extensions", "state"),
+        *("max_message_size", "current_size", "max_size", "apply_mask"),
+    ],
+    "daphne": ["server_class", "server_cls"],
+    "autobahn": ["CONFIG_ATTRS"],
+}
 
-# Attributes of an open daphne WebSocket that servers/daphne.py reads or replaces.
-DAPHNE_WEBSOCKET_ATTRIBUTES = [
-    *("application_queue", "server", "state", "transport", "factory", "client_addr"),
-    *("http_request_data", "http_response_data", "http_headers", "request"),
-    *("STATE_CONNECTING", "STATE_OPEN", "failedByMe", "websocket_extensions"),
-    *("data", "current_frame", "localCloseCode"),
-    "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG",
-    *("_perMessageCompress", "websocket_extensions_in_use"),
-]
+# What each class of servers/ shares with the library it derives from, by the library class that
+# has it: the methods it overrides and the library's attributes it sets (tests/internals.py
+# reads both from the code). A name added here is a decision to override it; a name the code
+# shares with its library without being listed here is either a new override nobody checked or
+# a name a new release of the library has taken from the project.
+OVERLAPS = {
+    "servers.daphne.BoundedPerMessageDeflate": {
+        "autobahn.websocket.compress_deflate.PerMessageDeflate": ["decompress_message_data"],
+    },
+    "servers.daphne.EchoWebSocketProtocol": {
+        "autobahn.twisted.websocket.WebSocketAdapterProtocol": [
+            "connectionLost",
+            "connectionMade",
+            "dataReceived",
+        ],
+        "autobahn.websocket.protocol.WebSocketProtocol": [
+            "_fail_connection",
+            "_invalid_payload",
+            "_max_message_size_exceeded",
+            "_parseExtensionsHeader",
+            "_protocol_violation",
+            "autoPingInterval",
+            "autoPingTimeout",
+            "closeHandshakeTimeout",
+            "dropConnection",
+            "echoCloseCodeReason",
+            "failByDrop",
+            "failedByMe",
+            "maxFramePayloadSize",
+            "maxMessagePayloadSize",
+            "message_data",
+            "onAutoPingTimeout",
+            "onCloseFrame",
+            "onMessageBegin",
+            "onMessageFrame",
+            "onMessageFrameBegin",
+            "openHandshakeTimeout",
+            "perMessageCompressionAccept",
+            "processData",
+            "sendCloseFrame",
+            "versions",
+        ],
+        "autobahn.websocket.protocol.WebSocketServerProtocol": [
+            "_perMessageCompress",
+            "data",
+            "failHandshake",
+            "http_headers",
+            "http_request_data",
+            "http_response_data",
+            "websocket_extensions_in_use",
+        ],
+        "daphne.ws_protocol.WebSocketProtocol": [
+            "__repr__",
+            "applicationCreateWorked",
+            "check_timeouts",
+            "handle_reply",
+            "onClose",
+            "onConnect",
+            "onMessage",
+            "onOpen",
+            "request",
+        ],
+    },
+    "servers.daphne.EchoHTTPChannel": {
+        "twisted.protocols.basic.LineReceiver": ["lineLengthExceeded"],
+        "twisted.web.http.HTTPChannel": [
+            "_respondToBadRequestAndDisconnect",
+            "allContentReceived",
+            "connectionLost",
+            "connectionMade",
+            "dataReceived",
+            "rawDataReceived",
+        ],
+    },
+    "servers.daphne.EchoHTTPFactory": {
+        "daphne.http_protocol.HTTPFactory": ["__init__"],
+        "twisted.web.http.HTTPFactory": ["protocol", "timeOut"],
+    },
+    "servers.daphne.EchoWebSocketFactory": {
+        "daphne.ws_protocol.WebSocketFactory": ["protocol"],
+    },
+    "servers.daphne.EchoServer": {
+        "daphne.server.Server": [
+            "__init__",
+            "connections",
+            "create_application",
+            "http_factory",
+            "kill_all_applications",
+            "run",
+            "ws_factory",
+        ],
+    },
+    "servers.uvicorn.LazyPerMessageDeflate": {
+        "websockets.extensions.permessage_deflate.PerMessageDeflate": [
+            "__init__",
+            "decode",
+            "decoder",
+            "encode",
+            "encoder",
+        ],
+    },
+    "servers.uvicorn.LazyDeflateFactory": {
+        "websockets.extensions.permessage_deflate.ServerPerMessageDeflateFactory": [
+            "__init__",
+            "process_request_params",
+        ],
+    },
+    "servers.uvicorn.EchoServerProtocol": {
+        "websockets.server.ServerProtocol": ["process_extensions"],
+    },
+    "servers.uvicorn.EchoHTTPProtocol": {
+        "uvicorn.protocols.http.httptools_impl.HttpToolsProtocol": [
+            "connection_lost",
+            "connection_made",
+            "data_received",
+            "on_headers_complete",
+            "on_message_complete",
+            "timeout_keep_alive",
+        ],
+    },
+    "servers.uvicorn.EchoWebSocketProtocol": {
+        "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol": [
+            "__init__",
+            "close_sent",
+            "close_timeout",
+            "close_timer",
+            "conn",
+            "connection_lost",
+            "curr_msg_data_type",
+            "data_received",
+            "eof_received",
+            "frames",
+            "handle_bytes",
+            "handle_close",
+            "handle_connect",
+            "handle_cont",
+            "handle_text",
+            "handshake_complete",
+            "handshake_initiated",
+            "keepalive_timeout",
+            "on_task_complete",
+            "pause_writing",
+            "pending_ping_payload",
+            "ping_interval",
+            "ping_timeout",
+            "pong_timer",
+            "read_paused",
+            "receive",
+            "resume_writing",
+            "send",
+            "send_receive_event_to_app",
+            "shutdown",
+        ],
+    },
+    "servers.management.commands.runserver.Command": {
+        "daphne.management.commands.runserver.Command": ["server_cls"],
+    },
+}
 
-# Attributes of uvicorn's WebSocket protocol that servers/uvicorn.py reads or sets.
-UVICORN_WEBSOCKET_ATTRIBUTES = [
-    *("conn", "ping_interval", "ping_timeout", "handshake_initiated", "handshake_complete"),
-    *("close_sent", "initial_response", "queue", "frames", "curr_msg_data_type"),
-    *("read_paused", "transport", "client", "loop", "close_timeout", "close_timer"),
-    *("writable", "disconnected", "pong_timer", "pending_ping_payload", "response"),
-]
+# The library methods that servers/ replaces without calling them, with a fingerprint of the
+# original each replacement was written from (``fingerprint``). When a release changes one, read
+# the new original, carry what changed into the replacement (or drop the replacement), and
+# record the new fingerprint.
+REPLACED = {
+    "servers.daphne.EchoWebSocketProtocol.__repr__": "1670b71cd8475317",
+    "servers.daphne.EchoWebSocketProtocol._max_message_size_exceeded": "93473a1b63e40f3b",
+    "servers.daphne.EchoWebSocketProtocol.check_timeouts": "3fed1c891715268e",
+    "servers.daphne.EchoWebSocketProtocol.onMessageFrame": "31dcc253e50cc69b",
+    "servers.daphne.EchoHTTPChannel._respondToBadRequestAndDisconnect": "96db0ee06cc24043",
+    "servers.daphne.EchoHTTPChannel.lineLengthExceeded": "a67062f0c5b61b85",
+    "servers.daphne.EchoServer.create_application": "a9cc0b061474f6ed",
+    "servers.daphne.EchoServer.run": "8baa563a962fd642",
+    "servers.uvicorn.EchoHTTPProtocol.data_received": "0455af2b7326f13e",
+    "servers.uvicorn.EchoWebSocketProtocol.data_received": "da9682459920424c",
+    "servers.uvicorn.EchoWebSocketProtocol.eof_received": "f8e211bd496e62be",
+    "servers.uvicorn.EchoWebSocketProtocol.handle_close": "fa273a799a377562",
+    "servers.uvicorn.EchoWebSocketProtocol.handle_cont": "57d9a777c45602aa",
+    "servers.uvicorn.EchoWebSocketProtocol.keepalive_timeout": "95b2e6fb34c51279",
+    "servers.uvicorn.EchoWebSocketProtocol.send_receive_event_to_app": "f2c415b997b4324f",
+}
 
 
 @pytest.fixture
@@ -577,10 +400,10 @@ def stock_daphne() -> Iterator[DaphneServer]:
 
 @pytest.mark.parametrize(
     ("owner", "method", "defined_by", "parameters"),
-    METHODS,
-    ids=[f"{defined_by}.{method}" for _, method, defined_by, _ in METHODS],
+    CALLED,
+    ids=[f"{defined_by}.{method}" for _, method, defined_by, _ in CALLED],
 )
-def test_method_has_the_signature_relied_on(
+def test_called_method_has_the_signature_relied_on(
     owner: type, method: str, defined_by: str, parameters: list[str]
 ) -> None:
     """The library still defines the method where it did, with the parameters ``servers/``
@@ -591,10 +414,98 @@ def test_method_has_the_signature_relied_on(
     assert list(inspect.signature(getattr(owner, method)).parameters) == parameters
 
 
+def qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+ADJUSTED = internals.adjusted_classes()
+OVERRIDDEN_METHODS = [
+    (cls, name, owner)
+    for cls in ADJUSTED
+    for name, owner in sorted(internals.overlaps(cls).items())
+    if inspect.isfunction(vars(cls).get(name)) and inspect.isfunction(vars(owner).get(name))
+]
+REPLACEMENTS = [(cls, name) for cls in ADJUSTED for name in sorted(internals.replacements(cls))]
+
+
+@pytest.mark.parametrize("library", sorted(COLLABORATOR_ATTRIBUTES))
+def test_collaborator_attributes_are_their_librarys(library: str) -> None:
+    """Each attribute of another library object that ``servers/`` uses is one its library
+    assigns or defines."""
+    source = "\n".join(
+        path.read_text()
+        for path in Path(importlib.import_module(library).__file__).parent.rglob("*.py")
+    )
+    missing = [
+        name
+        for name in COLLABORATOR_ATTRIBUTES[library]
+        if not re.search(rf"(\.|def |class |^\s*){name}\b\s*[:=(,]", source, re.MULTILINE)
+    ]
+    assert missing == []
+
+
+def test_every_adjusted_class_has_a_contract() -> None:
+    """Each class of ``servers/`` that derives from a library's has its entry in OVERLAPS."""
+    assert sorted(map(qualified, ADJUSTED)) == sorted(OVERLAPS)
+
+
+@pytest.mark.parametrize("cls", ADJUSTED, ids=qualified)
+def test_names_shared_with_the_library_are_the_contracted_ones(cls: type) -> None:
+    """What a class of ``servers/`` overrides or sets of its library's is what its contract
+    lists, from the library class that has it; any other name it brings is its own."""
+    shared: dict[str, list[str]] = {}
+    for name, owner in sorted(internals.overlaps(cls).items()):
+        shared.setdefault(qualified(owner), []).append(name)
+    assert shared == OVERLAPS[qualified(cls)]
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "owner"),
+    OVERRIDDEN_METHODS,
+    ids=[f"{qualified(cls)}.{name}" for cls, name, _ in OVERRIDDEN_METHODS],
+)
+def test_override_takes_the_parameters_of_the_original(cls: type, name: str, owner: type) -> None:
+    """An override takes the parameters the library passes to the method it overrides: the
+    same ones, or whatever it is given, handed on."""
+    ours = inspect.signature(vars(cls)[name]).parameters
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in ours.values()):
+        return
+    assert list(ours) == list(inspect.signature(vars(owner)[name]).parameters)
+
+
+def fingerprint(function: Any) -> str:
+    """A function's body as a syntax tree, without its docstring, hashed: comments and line
+    breaks do not count."""
+    return hashlib.sha256("\n".join(statements(function)).encode()).hexdigest()[:16]
+
+
+def test_every_replacement_is_recorded() -> None:
+    """Each library method that servers/ overrides without calling is in REPLACED."""
+    assert sorted(f"{qualified(cls)}.{name}" for cls, name in REPLACEMENTS) == sorted(REPLACED)
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"), REPLACEMENTS, ids=[f"{qualified(c)}.{n}" for c, n in REPLACEMENTS]
+)
+def test_replaced_method_is_the_one_the_replacement_was_written_from(cls: type, name: str) -> None:
+    """The library method a project method replaces has the syntax tree it had when the
+    replacement was written from it."""
+    original = vars(internals.overlaps(cls)[name])[name]
+    assert fingerprint(original) == REPLACED[f"{qualified(cls)}.{name}"], (
+        f"{qualified(original)} changed: read it against {qualified(cls)}.{name}"
+    )
+
+
+@pytest.mark.parametrize("cls", ADJUSTED, ids=qualified)
+def test_library_has_what_the_adjustment_reads(cls: type) -> None:
+    """Every attribute a class of ``servers/`` reads on ``self`` and does not define is one its
+    library defines or sets."""
+    assert internals.reads(cls) - set(internals.library_names(cls)) == set()
+
+
 async def test_autobahn_takes_per_connection_options(stock_daphne: DaphneServer) -> None:
     """autobahn copies each option from the factory only where the connection has its own
     unset, so options set in ``connectionMade`` before it runs are the ones used."""
-    assert set(AUTOBAHN_OPTIONS) <= set(WebSocketServerProtocol.CONFIG_ATTRS)
     websocket = stock_daphne.server.ws_factory.buildProtocol(CLIENT)
     websocket.maxMessagePayloadSize = 77
     websocket.makeConnection(StringTransport())
@@ -729,13 +640,12 @@ def test_websockets_names_its_close_codes_and_opcodes() -> None:
 
 
 async def test_daphne_websocket_has_the_attributes_relied_on(stock_daphne: DaphneServer) -> None:
-    """An open WebSocket under stock daphne has every attribute ``servers/daphne.py`` reads,
-    and daphne records it, and its application, where ``servers/daphne.py`` looks."""
+    """An open WebSocket under stock daphne, once it has read a message, has every attribute
+    ``servers/daphne.py`` reads and none of those it adds, and daphne records it, and its
+    application, where ``servers/daphne.py`` looks."""
     connection = stock_daphne.connect()
     await connection.open()
     websocket = connection.websocket
-    missing = [name for name in DAPHNE_WEBSOCKET_ATTRIBUTES if not hasattr(websocket, name)]
-    assert missing == []
     assert websocket.request.path == "/echo"
     assert websocket.request.headers["sec-websocket-protocol"] == "echo"
     assert http.HTTPChannel().requests == []
@@ -743,9 +653,25 @@ async def test_daphne_websocket_has_the_attributes_relied_on(stock_daphne: Daphn
     assert "application_instance" in stock_daphne.server.connections[websocket]
     await connection.send(connection.peer.text("queued"))
     assert websocket._isMessageCompressed is False  # set for each message read
+    project = daphne_adjustments.EchoWebSocketProtocol
+    assert sorted(name for name in internals.reads(project) if not hasattr(websocket, name)) == []
+    assert internals.additions(project) & set(vars(websocket)) == set()
     await connection.send(connection.peer.close(1000))
     await connection.lose()
     assert "disconnected" in stock_daphne.server.connections[websocket]
+
+
+def test_twisted_http_channel_has_the_attributes_relied_on(stock_daphne: DaphneServer) -> None:
+    """A connected HTTP channel under stock daphne has every attribute
+    ``servers/daphne.py`` reads and none of those it adds."""
+    # Twisted's factory wraps the channel in one that could hand it over to HTTP/2.
+    stock_channel = stock_daphne.server.http_factory.buildProtocol(CLIENT)._channel
+    stock_channel.makeConnection(StringTransport())
+    project = daphne_adjustments.EchoHTTPChannel
+    assert (
+        sorted(name for name in internals.reads(project) if not hasattr(stock_channel, name)) == []
+    )
+    assert internals.additions(project) & set(vars(stock_channel)) == set()
 
 
 async def test_daphne_scope_holds_the_subprotocol_header_as_sent() -> None:
@@ -776,11 +702,13 @@ async def stock_uvicorn() -> UvicornConnection:
 async def test_uvicorn_websocket_has_the_attributes_relied_on(
     stock_uvicorn: UvicornConnection,
 ) -> None:
-    """An open WebSocket under stock uvicorn has every attribute ``servers/uvicorn.py`` reads."""
+    """An open WebSocket under stock uvicorn has every attribute ``servers/uvicorn.py`` reads,
+    and none of those it adds."""
     await stock_uvicorn.open()
     protocol = stock_uvicorn.protocol
-    missing = [name for name in UVICORN_WEBSOCKET_ATTRIBUTES if not hasattr(protocol, name)]
-    assert missing == []
+    project = EchoWebSocketProtocol
+    assert sorted(name for name in internals.reads(project) if not hasattr(protocol, name)) == []
+    assert internals.additions(project) & set(vars(protocol)) == set()
     assert hasattr(protocol.conn, "logger")
     # What a compressed connection's frame gate reads and widens.
     assert protocol.conn.extensions == []
@@ -792,11 +720,12 @@ async def test_uvicorn_websocket_has_the_attributes_relied_on(
 
 async def test_uvicorn_http_protocol_has_the_attributes_relied_on() -> None:
     """uvicorn's HTTP protocol keeps the loop, client, transport and keep-alive timeout that
-    ``servers/uvicorn.py`` reads and sets."""
+    ``servers/uvicorn.py`` reads and sets, and has none of the attributes it adds."""
     protocol = HttpToolsProtocol(loaded_config(echo_application), ServerState(), {})
     transport = RecordingTransport()
     protocol.connection_made(transport)
     assert protocol.transport is transport
+    assert internals.additions(EchoHTTPProtocol) & set(vars(protocol)) == set()
     assert protocol.client == ("127.0.0.1", 50000)
     assert protocol.loop is not None
     assert isinstance(protocol.timeout_keep_alive, int | float)

@@ -1,7 +1,9 @@
 """Check that the tests notice when a library renames an internal that ``servers/`` relies on.
 
-For each (library, name) below, this copies the installed library, renames ``name`` throughout
-the copy (as an upstream release would), runs the fast in-process tests with the copy first on
+For each (library, name) that ``servers/`` relies on (read from its classes by
+``tests/internals.py``, with what ``tests/test_server_contracts.py`` lists of other library
+objects), this copies the installed library, renames ``name`` throughout the copy (as an
+upstream release would), runs the fast in-process tests with the copy first on
 the path, and reports whether any test failed. Every rename should be CAUGHT; a MISSED one
 means an internal is relied on without a test to guard it (docs/upstream.md).
 
@@ -13,6 +15,7 @@ It exits 1 if any rename was missed.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -29,59 +32,26 @@ TESTS = [
     "tests/test_uvicorn_adjustments.py",
 ]
 
-# What servers/daphne.py and servers/uvicorn.py override, call or read, by the library that
-# defines it (tests/test_server_contracts.py lists the same names with their signatures).
-INTERNALS = {
-    "daphne": [
-        *("application_queue", "applicationCreateWorked", "check_timeouts", "handle_reply"),
-        *("onConnect", "onOpen", "onMessage", "connections", "HTTPFactory", "timeout_checker"),
-        *("websocket_timeout", "client_addr", "kill_all_applications", "server_class"),
-        *("server_cls", "create_application", "onClose"),
-    ],
-    "autobahn": [
-        *("failByDrop", "echoCloseCodeReason", "maxMessagePayloadSize", "maxFramePayloadSize"),
-        *("openHandshakeTimeout", "autoPingInterval", "autoPingTimeout", "closeHandshakeTimeout"),
-        *("versions", "CONFIG_ATTRS", "sendCloseFrame", "dropConnection", "failHandshake"),
-        *("encode_truncate", "http_request_data", "http_response_data", "http_headers"),
-        *("STATE_OPEN", "STATE_CONNECTING", "sendMessage", "connectionMade", "connectionLost"),
-        *("onOpen", "onConnect", "onMessage", "ConnectionDeny", "_max_message_size_exceeded"),
-        *("_fail_connection", "_protocol_violation", "_invalid_payload", "onCloseFrame"),
-        *("failedByMe", "onAutoPingTimeout", "_parseExtensionsHeader", "websocket_extensions"),
-        *("_perMessageCompress", "websocket_extensions_in_use", "decompress_message_data"),
-        *("create_from_offer_accept", "_decompressor", "accept_max_window_bits"),
-        *("perMessageCompressionAccept", "PERMESSAGE_COMPRESSION_EXTENSION"),
-        *("processData", "consumeData", "onMessageBegin", "onMessageFrameBegin", "onMessageFrame"),
-        "message_data",
-        *("current_frame", "_isMessageCompressed", "CLOSE_STATUS_CODE_MESSAGE_TOO_BIG"),
-        *("headers", "onClose", "localCloseCode"),
-    ],
-    "twisted": [
-        *("allContentReceived", "requests", "timeOut", "bufferSize", "registerProducer"),
-        *("unregisterProducer", "abortConnection", "rawDataReceived", "lineLengthExceeded"),
-        *("clearLineBuffer", "_respondToBadRequestAndDisconnect", "loseWriteConnection"),
-    ],
-    "uvicorn": [
-        *("on_headers_complete", "timeout_keep_alive", "handle_connect"),
-        *("send_receive_event_to_app", "handle_parser_exception", "handle_close", "shutdown"),
-        *("stop_keepalive", "handshake_initiated", "handshake_complete", "close_sent"),
-        *("initial_response", "frames", "curr_msg_data_type", "read_paused", "ping_interval"),
-        *("ping_timeout", "conn", "connection_made", "connection_lost", "data_received"),
-        *("_unset_keepalive_if_required", "_should_upgrade", "handle_websocket_upgrade"),
-        *("on_message_complete", "handle_events", "handle_text", "handle_cont", "handle_bytes"),
-        *("keepalive_timeout", "on_task_complete", "eof_received", "close_timeout"),
-        *("close_timer", "writable", "disconnected", "pong_timer", "pending_ping_payload"),
-        *("pause_writing", "resume_writing"),
-    ],
-    "websockets": [
-        *("close_rcvd", "data_to_send", "send_close", "send_response", "reject"),
-        *("NO_STATUS_RCVD", "GOING_AWAY", "INVALID_DATA", "NORMAL_CLOSURE"),
-        *("parser_exc", "PayloadTooBig", "current_size", "max_size"),
-        *("handshake_exc", "SecurityError", "fail", "receive_data", "close_sent"),
-        *("decoder", "encoder", "process_request_params", "remote_no_context_takeover"),
-        *("process_extensions", "InvalidHeaderFormat", "max_message_size", "MESSAGE_TOO_BIG"),
-        "apply_mask",
-    ],
-}
+
+def internals() -> dict[str, set[str]]:
+    """What ``servers/`` relies on, by library: read from its classes (``tests/internals.py``),
+    with the methods and attributes of other library objects that the contract tests list."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "rename-internals-only")
+    sys.path.insert(0, str(PROJECT_DIR))
+    import django
+
+    django.setup()
+    from tests import internals as derived
+    from tests.test_server_contracts import CALLED, COLLABORATOR_ATTRIBUTES
+
+    names = derived.relied_on()
+    for _, method, defined_by, _ in CALLED:
+        if not derived.is_dunder(method):
+            names[defined_by.split(".")[0]].add(method)
+    for library, attributes in COLLABORATOR_ATTRIBUTES.items():
+        names[library].update(attributes)
+    return names
 
 
 def renamed_copy(library: str, name: str, root: Path) -> int:
@@ -115,7 +85,7 @@ def tests_notice(root: Path) -> bool:
 
 
 def main(selected: list[str]) -> int:
-    pairs = [(library, name) for library, names in INTERNALS.items() for name in names]
+    pairs = [(library, name) for library, names in internals().items() for name in sorted(names)]
     if selected:
         pairs = [tuple(item.split(":", 1)) for item in selected]  # type: ignore[misc]
     missed = []
