@@ -95,6 +95,9 @@ INSTALLED_APPS = [
     "daphne",
     "django.contrib.staticfiles",
     "echo",
+    # For its management commands: migrate and the other database commands, which have
+    # nothing to do here (project/management/).
+    "project",
 ]
 
 MIDDLEWARE = [
