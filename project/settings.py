@@ -100,6 +100,9 @@ INSTALLED_APPS = [
     "project",
 ]
 
+# `manage.py test` runs the pytest suite (project/testrunner.py).
+TEST_RUNNER = "project.testrunner.PytestTestRunner"
+
 MIDDLEWARE = [
     # First: probes and scrapes reach /healthz and /metrics at a backend's own address.
     "echo.middleware.ProbeMiddleware",

@@ -1,5 +1,5 @@
-"""manage.py behaves as a Django developer expects: the database commands say in one line that
-there is no database, without a traceback."""
+"""manage.py behaves as a Django developer expects: ``test`` runs the pytest suite, and the
+database commands say in one line that there is no database, without a traceback."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from project.testrunner import PytestTestRunner
 from tests.live import PROJECT_DIR
 from tests.timing import bound
 
@@ -22,6 +23,31 @@ def manage(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=bound(120),
         check=False,
     )
+
+
+def test_manage_test_runs_the_pytest_suite() -> None:
+    """``manage.py test`` with a Django-style label runs that module's pytest tests."""
+    completed = manage("test", "tests.test_docs")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "4 passed" in completed.stdout
+
+
+def test_manage_test_fails_when_pytest_fails() -> None:
+    """``manage.py test`` exits non-zero when pytest does."""
+    completed = manage("test", "tests/test_docs.py", "-k", "no_test_has_this_name")
+    assert completed.returncode != 0
+    assert "deselected" in completed.stdout
+
+
+def test_manage_test_without_pytest_says_to_use_make_test(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without pytest installed, ``manage.py test`` fails with one line pointing to make test."""
+    monkeypatch.setattr("project.testrunner.importlib.util.find_spec", lambda name: None)
+    assert PytestTestRunner().run_tests([]) != 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert "make test" in lines[0]
 
 
 @pytest.mark.parametrize(
