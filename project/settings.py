@@ -94,7 +94,13 @@ INSTALLED_APPS = [
     "servers",
     "django.contrib.staticfiles",
     "echo",
+    # For its management commands: migrate and the other database commands, which have
+    # nothing to do here (project/management/).
+    "project",
 ]
+
+# `manage.py test` runs the pytest suite (project/testrunner.py).
+TEST_RUNNER = "project.testrunner.PytestTestRunner"
 
 MIDDLEWARE = [
     # First: probes and scrapes reach /healthz and /metrics at a backend's own address.
@@ -112,7 +118,8 @@ ASGI_APPLICATION = "project.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        # templates/ of the checkout; an installed wheel carries it as project/templates/.
+        "DIRS": [BASE_DIR / "templates", Path(__file__).resolve().parent / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }

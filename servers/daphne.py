@@ -1,64 +1,20 @@
-"""The project's adjustments to daphne, kept in this one module.
+"""The project's adjustments to daphne, and to autobahn and Twisted beneath it, kept in this one
+module.
 
-daphne 4.2 (with autobahn underneath) has gaps that an echo service, used to check whether
-WebSocket clients are right, cannot live with:
+daphne 4.2 serves the project, under ``manage.py runserver`` and the ``daphne`` command alike,
+only with these adjustments: the project's limits, timeouts and compression settings, RFC 6455's
+close behaviour, log lines for what clients get wrong, and memory bounded per connection.
+``EchoServer`` is daphne's server built from the classes below. Nothing here changes a class of
+daphne's, autobahn's or Twisted's: ``manage.py runserver`` serves with ``EchoServer`` through its
+``server_cls`` (``servers/management/commands/runserver.py``), and the ``daphne`` command is told
+to when it imports the application (``servers/daphne_command.py``); no other process imports
+this module. ``servers.uvicorn`` does the same for uvicorn, and the two share their constants
+and log lines through ``servers``.
 
-* ``WebSocketProtocol.handle_reply`` tests a ``websocket.send`` payload for truthiness, so an
-  empty text or binary message from the application is silently dropped instead of sent, and
-  ``serverClose`` drops the reason of an application's ``websocket.close`` and refuses codes such
-  as 1013 that RFC 6455 gives servers.
-* autobahn fails a connection (a protocol error, an oversized message) by dropping TCP, and even
-  when told to send a close frame first it may abort the socket with that frame still unsent:
-  either way the client never learns the close code (1002, 1007, 1009) that says why.
-* autobahn replies to a client's close with 1000 whatever code the client sent (told to echo
-  the code instead, it answers a close without one with an empty close), accepts the obsolete
-  protocol versions 8 and 0, and refuses an unsupported version with 400 instead of RFC 6455's
-  426.
-* A close the server sent that the client never answers is reported to the application as
-  1006, so a capacity refusal (1013) or an idle timeout (1000) is logged and counted as 1006.
-* autobahn sends the close frame of a failed connection the moment it meets the error, so
-  valid messages that arrived in the same read are never echoed.
-* daphne decodes the offered subprotocols as ASCII (a byte above 127 gets a 500 and a
-  traceback) and URL-unquotes them, so ``%65cho`` passes for ``echo``, which autobahn, reading
-  the header as sent, never answers.
-* A message over the size limit is refused with 1009 before the application sees it, and
-  nothing logs it; nor a protocol error, a refused handshake or a client dropped by keepalive.
-* Twisted drops a request with a line over 16 KiB without an answer, answers its other bad
-  requests without a log line, and keeps whatever followed a WebSocket handshake in the same
-  read for a next request that never comes: a client's first message is lost.
-* The ``daphne`` command takes its message-size limit and keepalive timing from its own command
-  line only, so the project's settings would not apply under ``daphne project.asgi:application``;
-  and its two-second sweep pings on a clock of its own, which would race autobahn's keepalive.
-* A TCP connection that never sends a complete request is kept for twelve hours (Twisted's
-  default), so idle or trickling sockets could pile up.
-* On SIGTERM daphne cancels its applications and drops every WebSocket without a close frame,
-  so clients cannot tell a shutdown from a crash, and a load balancer may still send new
-  handshakes to the process while it stops; no application hears its connection end.
-* daphne forgets finished connections and upgraded requests in a once-a-second sweep; under
-  churn hundreds of dead connections are alive at a time, and the memory they took stays with
-  the process (2,000 resets raised RSS by 45%; reaped at once, by 3%).
-* An open connection keeps its whole handshake (raw bytes, parsed headers, the request object)
-  though nothing reads it again; dropping it brings an idle connection from 21.7 to under 20 KiB.
-* Every connection gets an ``asyncio.Queue`` for the messages its application has not read: three
-  deques and an ``Event``, over 3 KiB per idle connection, where a list and one future
-  do the same.
-* autobahn counts a compressed message's bytes on the wire against the size limit, so a message of
-  the limit that does not compress is refused; and it refuses to send an echo whose compressed
-  form is over the limit (1011, and a traceback at ERROR).
-* Nothing pushes back on a client that sends without reading: daphne queues every message for
-  the application without bound and Twisted buffers every echo, so one such client can grow
-  the process by as much as it sends; and pausing the socket would not stop the frames of a read
-  already taken in, which autobahn parses and inflates all at once.
-
-``EchoServer`` is daphne's server built from the classes below. Nothing here changes a class
-of daphne's, autobahn's or Twisted's: ``manage.py runserver`` serves with ``EchoServer`` through
-its ``server_cls`` (``servers/management/commands/runserver.py``), and the ``daphne`` command is
-told to when it imports the application (``servers/daphne_command.py``); no other process
-imports this module. The internals of daphne, autobahn and Twisted used here are listed in
-``tests/test_server_contracts.py``, which fails when a release renames one or changes its
-signature; ``tests/test_daphne_adjustments.py`` shows each adjustment is still needed. The
-supported ranges are pinned in ``pyproject.toml``; docs/upstream.md says what to delete when
-a fix is released upstream.
+Each adjustment cites its entry of docs/upstream.md, which says what stock daphne does wrong,
+the test that shows it still does, and when the adjustment can be deleted. The internals of
+daphne, autobahn and Twisted used here are listed in ``tests/test_server_contracts.py``, and the
+releases they were checked against are pinned in ``pyproject.toml``.
 """
 
 from __future__ import annotations
@@ -125,13 +81,9 @@ SHUTDOWN_GRACE = 5.0
 
 
 class BoundedPerMessageDeflate(PerMessageDeflate):
-    """autobahn's permessage-deflate, refusing every message that inflates past the limit.
-
-    autobahn caps each inflate call at what the limit leaves and calls input that zlib did not
-    read "over the limit"; but zlib can read all of the input and still hold back output, which
-    autobahn then drops: a message a byte or two over the limit reached the application cut
-    short instead of ending with 1009. Output still waiting in zlib means the same as input
-    left over.
+    """autobahn's permessage-deflate, refusing every message that inflates past the limit:
+    output still waiting in zlib means the same as input left over
+    (docs/upstream.md#daphne-inflate-past-limit).
     """
 
     def decompress_message_data(self, data: bytes, max_output_len: int | None = None) -> bytes:
@@ -152,9 +104,9 @@ WINDOW_BITS_FORM = re.compile(r"[1-9][0-9]*")
 
 
 def readable_offer(params: dict[str, list[str | bool]]) -> bool:
-    """Whether a permessage-deflate offer can be accepted as RFC 7692 reads it. autobahn's
-    parser raises over what it cannot read, but takes a window size with a leading zero, a sign
-    or spaces (``010``, ``+10``, ``" 10"``) for a number, which the RFC does not allow."""
+    """Whether a permessage-deflate offer can be accepted as RFC 7692 reads it: autobahn's
+    parser can read it, and its window sizes are written as section 7.1.2 says
+    (docs/upstream.md#daphne-window-bits-form)."""
     for name in ("server_max_window_bits", "client_max_window_bits"):
         for value in params.get(name, ()):
             if isinstance(value, str) and not WINDOW_BITS_FORM.fullmatch(value):
@@ -167,12 +119,8 @@ def readable_offer(params: dict[str, list[str | bool]]) -> bool:
 
 
 def offered_subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
-    """The subprotocols of a handshake's ``Sec-WebSocket-Protocol``, as the client wrote them.
-
-    daphne URL-unquotes them, so ``%65cho`` would be taken for ``echo``; but ``%`` is a token
-    character (RFC 7230 section 3.2.6), and ``%65cho`` a subprotocol of its own that autobahn,
-    reading the header as sent, would never answer as ``echo``.
-    """
+    """The subprotocols of a handshake's ``Sec-WebSocket-Protocol``, as the client wrote them,
+    not URL-unquoted (docs/upstream.md#daphne-unquoted-subprotocols)."""
     subprotocols: list[str] = []
     for name, value in headers:
         if name == b"sec-websocket-protocol":
@@ -209,11 +157,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     message_buffer: bytearray | None = None
 
     def connectionMade(self) -> None:
-        # autobahn copies its options from the factory only where the connection has none of
-        # its own, so setting them before it starts makes the project's settings the ones used.
-        # autobahn counts a compressed message's wire bytes against its limits, and refuses to
-        # send an echo whose compressed form is over them: the limit is the project's, in
-        # inflated bytes (onMessageFrameBegin, and the deflate extension's own bound).
+        # Set before autobahn starts, these options win over the factory's
+        # (docs/upstream.md#daphne-settings). autobahn's limits are off: the project's applies
+        # in inflated bytes (docs/upstream.md#daphne-compressed-limit). Then the versions
+        # (docs/upstream.md#daphne-protocol-versions) and the close behaviour
+        # (docs/upstream.md#daphne-fail-by-drop, docs/upstream.md#daphne-close-code-echo).
         self.maxMessagePayloadSize = 0
         self.maxFramePayloadSize = 0
         self.max_message_size = settings.ECHO_MAX_MESSAGE_SIZE
@@ -226,7 +174,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.echoCloseCodeReason = True
         super().connectionMade()
         # Take over as the socket's producer from daphne's HTTP channel, so that Twisted tells
-        # this connection when the client stops taking what is written to it.
+        # this connection when the client stops taking what is written to it
+        # (docs/upstream.md#daphne-backpressure).
         self.transport.unregisterProducer()
         self.transport.bufferSize = WRITE_HIGH_WATER
         self.transport.registerProducer(self, True)
@@ -235,9 +184,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self, header: str, removeQuotes: bool = True
     ) -> list[tuple[str, dict[str, list[str | bool]]]]:
         """autobahn's, keeping of the compression offers only the permessage-deflate ones it can
-        read: autobahn fails the handshake over one it cannot, where RFC 7692 (section 5) has
-        the server decline it and go on, and it would negotiate bzip2 or snappy, which no
-        browser speaks."""
+        read (docs/upstream.md#daphne-unreadable-offer)."""
         extensions = super()._parseExtensionsHeader(header, removeQuotes)
         return [
             (name, params)
@@ -250,7 +197,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self, offers: list[PerMessageDeflateOffer]
     ) -> PerMessageDeflateOfferAccept | None:
         """autobahn's hook for the client's permessage-deflate offers: the first is accepted,
-        within what it allows, with the project's window and memory level (ECHO_COMPRESSION)."""
+        within what it allows, with the project's window and memory level (ECHO_COMPRESSION;
+        docs/upstream.md#daphne-compression-off)."""
         if not settings.ECHO_COMPRESSION:
             return None
         offer = offers[0]
@@ -277,11 +225,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         return self.compression
 
     def onConnect(self, request: Any) -> Any:
+        # docs/upstream.md#daphne-shutdown-close
         if self.factory.server_class.draining:
             raise ConnectionDeny(503, SHUTDOWN_REASON)
-        # daphne decodes the offered subprotocols as ASCII, and its error would be a 500 and an
-        # ERROR traceback. (Twisted already refuses a header name that is not ASCII, and daphne
-        # a path; the other values daphne hands on as bytes.)
+        # docs/upstream.md#daphne-non-ascii-subprotocol (the other values daphne hands on as
+        # bytes).
         if not request.headers.get("sec-websocket-protocol", "").isascii():
             raise ConnectionDeny(400, "Sec-WebSocket-Protocol is not ASCII")
         return super().onConnect(request)
@@ -289,15 +237,14 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def onOpen(self) -> None:
         self.server.websocket_opened(self)
         if self.compression is not None:
-            # What autobahn built from the accepted offer, with the bound made exact; no
-            # message has been read with it yet.
+            # What autobahn built from the accepted offer, with the bound made exact
+            # (docs/upstream.md#daphne-inflate-past-limit); no message has been read with it yet.
             self._perMessageCompress = BoundedPerMessageDeflate.create_from_offer_accept(
                 True, self.compression
             )
             self.websocket_extensions_in_use = [self._perMessageCompress]
             self.compression = None
-        # autobahn keeps the handshake it parsed and the one it sent for the connection's whole
-        # life, though nothing reads them after this; idle connections each carry them.
+        # docs/upstream.md#daphne-handshake-kept
         self.http_request_data = self.http_response_data = None
         self.http_headers = {}
         # daphne reads only the path of the parsed request from here on (for its access log).
@@ -316,8 +263,9 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         """Twisted's signal that the connection is gone; connectionLost does the cleaning up."""
 
     def update_reading(self) -> None:
-        """Reads from the client only while its echoes flow out and the application keeps up;
-        the application's queue calls back as soon as it has caught up."""
+        """Reads from the client only while its echoes flow out and the application keeps up
+        (docs/upstream.md#daphne-backpressure); the application's queue calls back as soon as
+        it has caught up."""
         queue = getattr(self, "application_queue", None)
         application_behind = queue is not None and queue.behind()
         if application_behind:
@@ -336,8 +284,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def processData(self) -> bool:
         """autobahn's parsing of what has been read, one frame at a time, stopping between
-        frames while reading is paused: one read can hold hundreds of small compressed frames,
-        each inflating to nearly the limit, and pausing the socket alone would not stop them."""
+        frames while reading is paused (docs/upstream.md#daphne-frames-already-read)."""
         if self.reading_paused and self.current_frame is None:
             return False
         return super().processData()  # type: ignore[no-any-return]
@@ -348,9 +295,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.message_buffer = None
 
     def onMessageFrame(self, payload: list[bytes]) -> None:
-        """autobahn keeps a message as the list of its frames' chunks until it ends: sent as a
-        million one-byte frames, a message of 1 MiB held a million objects, over 130 bytes
-        for each of its bytes. From its second frame on, a message is gathered in one buffer."""
+        """From its second frame on, a message is gathered in one buffer
+        (docs/upstream.md#daphne-fragment-list)."""
         if self.failedByMe:
             return
         if self.message_buffer is None:
@@ -363,7 +309,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             self.message_buffer += chunk
 
     def onMessageFrameBegin(self, length: int) -> None:
-        """Refuses a message over the limit as soon as its frame headers say so. Uncompressed,
+        """Refuses a message over the limit as soon as its frame headers say so
+        (docs/upstream.md#daphne-compressed-limit). Uncompressed,
         the wire bytes are the message's; compressed, inflation is bounded by the extension
         (``BoundedPerMessageDeflate``), and the wire bytes only by what deflate can make of
         the limit at worst."""
@@ -383,7 +330,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.refuse_too_big(None)
 
     def refuse_too_big(self, size: int | None) -> None:
-        """Fails the connection with 1009, logged here: the application never sees the message."""
+        """Fails the connection with 1009, logged here: the application never sees the message
+        (docs/upstream.md#daphne-too-big-log)."""
         log_too_big(self.client(), size, self.max_message_size)
         self._fail_connection(self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG, TOO_BIG_REASON)
 
@@ -391,20 +339,19 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.message_buffer = None  # joined into payload: an idle connection keeps no copy
         if self.state != self.STATE_OPEN:
             # After the server's close frame, a message has nowhere to go (its echo could not
-            # be sent), and queueing it would let a closing client grow the server.
+            # be sent), and queueing it would let a closing client grow the server
+            # (docs/upstream.md#daphne-frames-already-read).
             return
         super().onMessage(payload, isBinary)
         self.update_reading()
 
     def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
         """autobahn's failing of the connection (1002, 1007, 1009), with the close frame held
-        back until the application has answered the messages that arrived before the error.
-
-        autobahn sends the close frame the moment it meets the error, often in the same read as
-        valid messages the application has not answered yet; their echoes would then never be
-        sent. Instead the application is told the connection is ending, after those messages,
-        and the close frame follows once it is done (at most FAILURE_GRACE later). Nothing
-        after the error is delivered: ``failedByMe`` is autobahn's own flag for that.
+        back until the application has answered the messages that arrived before the error
+        (docs/upstream.md#daphne-messages-before-error): the application is told the connection
+        is ending, after those messages, and the close frame follows once it is done (at most
+        FAILURE_GRACE later). Nothing after the error is delivered: ``failedByMe`` is autobahn's
+        own flag for that. The error is logged (docs/upstream.md#daphne-unlogged-events).
         """
         if self.held_failure is not None:
             return
@@ -456,13 +403,9 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def discard_until_closed(self) -> None:
         """Ends the server's side of TCP after the close frame and reads on, dropping every byte,
-        until the client closes (autobahn's close-handshake timeout, CLOSE_TIMEOUT, at most).
-
-        Parsing stopped at the frame that failed while the close was held, so autobahn would
-        parse that frame again at the next read, fail again and close the socket at once: with
-        the client's bytes unread, the kernel answers them with a reset, which can destroy the
-        close frame before the client reads it. The client's close frame is dropped like the
-        rest; its FIN, or the timeout, ends the connection.
+        until the client closes (autobahn's close-handshake timeout, CLOSE_TIMEOUT, at most;
+        docs/upstream.md#daphne-messages-before-error). The client's close frame is dropped like
+        the rest; its FIN, or the timeout, ends the connection.
         """
         self.discarding = True
         self.data = b""
@@ -490,7 +433,9 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def failHandshake(
         self, reason: str, code: int = 400, responseHeaders: list[tuple[str, str]] | None = None
     ) -> None:
-        # autobahn names the supported versions only when the client's version is the problem.
+        # 426 (docs/upstream.md#daphne-protocol-versions): autobahn names the supported
+        # versions only when the client's version is the problem. Logged:
+        # docs/upstream.md#daphne-unlogged-events.
         if any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders or []):
             code = 426
         if code in (400, 426):  # autobahn's own checks; 403 and 503 are logged where decided
@@ -500,17 +445,20 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def sendCloseFrame(
         self, code: int | None = None, reasonUtf8: bytes | None = None, isReply: bool = False
     ) -> None:
-        # A client's close without a code is answered with 1000 rather than an empty close.
+        # A client's close without a code is answered with 1000 rather than an empty close
+        # (docs/upstream.md#daphne-close-code-echo).
         if isReply and code is None:
             code = 1000
         super().sendCloseFrame(code=code, reasonUtf8=reasonUtf8, isReply=isReply)
 
     def onAutoPingTimeout(self) -> None:
+        # docs/upstream.md#daphne-unlogged-events
         log_ping_timeout(self.client(), self.autoPingTimeout)
         super().onAutoPingTimeout()
 
     def dropConnection(self, abort: bool = False) -> None:
-        """Close gracefully so a queued close frame is still delivered, but never wait forever."""
+        """Close gracefully so a queued close frame is still delivered, but never wait forever
+        (docs/upstream.md#daphne-fail-by-drop)."""
         super().dropConnection(abort=False)
         if self.flush_deadline is None and self.transport is not None:
             self.flush_deadline = reactor.callLater(CLOSE_TIMEOUT, self.transport.abortConnection)
@@ -525,8 +473,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.forget_when_finished()
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        # autobahn reports 1006 when the closing handshake does not complete, even after the
-        # server's close frame went out; the application hears the code the server sent.
+        # docs/upstream.md#daphne-unanswered-close-code
         if not wasClean and self.localCloseCode is not None:
             code = self.localCloseCode
         super().onClose(wasClean, code, reason)
@@ -538,11 +485,9 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             instance.add_done_callback(lambda _: self.forget_when_finished())
 
     def forget_when_finished(self) -> None:
-        """Drops daphne's record of a connection once it is closed and its application is done.
-
-        daphne sweeps such records once a second; under churn that keeps hundreds of dead
-        connections alive at a time, which raises the process's memory for good. An
-        application that failed is left to the sweep, which logs its exception.
+        """Drops daphne's record of a connection once it is closed and its application is done
+        (docs/upstream.md#daphne-finished-connections). An application that failed is left to
+        daphne's sweep, which logs its exception.
         """
         details = self.server.connections.get(self)
         if details is None or "disconnected" not in details:
@@ -556,8 +501,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def check_timeouts(self) -> None:
         """daphne's two-second sweep: here only a backstop for resuming a paused read.
 
-        Keepalive and handshake deadlines are autobahn's own, set in ``connectionMade``;
-        daphne's version would add a second ping on its own clock and a daily forced close.
+        Keepalive and handshake deadlines are autobahn's own, set in ``connectionMade``
+        (docs/upstream.md#daphne-sweep).
         """
         self.update_reading()
 
@@ -567,8 +512,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         if kind == "websocket.send" and self.state != self.STATE_CONNECTING:
             self.send_application_message(message)
         elif kind == "websocket.close" and self.state != self.STATE_CONNECTING:
-            # Not sendClose(): it allows applications only 1000 and 3000-4999, which would rule
-            # out 1009 (message too big) and 1013 (try again later).
+            # Not sendClose(), which refuses 1009 and 1013 (docs/upstream.md#daphne-close-reason).
             reason = message.get("reason") or ""
             self.sendCloseFrame(
                 code=message.get("code") or 1000,
@@ -578,7 +522,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             super().handle_reply(message)
 
     def send_application_message(self, message: dict[str, Any]) -> None:
-        """Sends ``text`` or ``bytes`` even when empty: only a missing key means "not this one"."""
+        """Sends ``text`` or ``bytes`` even when empty: only a missing key means "not this one"
+        (docs/upstream.md#daphne-empty-send)."""
         text, data = message.get("text"), message.get("bytes")
         if (text is None) == (data is None):
             raise ValueError(f"websocket.send needs exactly one of 'text' or 'bytes': {message!r}")
@@ -593,7 +538,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
 
 class EchoHTTPChannel(http.HTTPChannel):
-    """Twisted's HTTP/1.1 channel with a deadline for the first complete request.
+    """Twisted's HTTP/1.1 channel with a deadline for the first complete request
+    (docs/upstream.md#daphne-slow-request).
 
     Twisted's idle timeout (``timeOut``) closes a connection that goes silent; the deadline
     also closes one that trickles bytes to stay just inside it. Using the channel directly,
@@ -628,8 +574,8 @@ class EchoHTTPChannel(http.HTTPChannel):
         self.cancel_deadline()
         request = self.requests[-1] if self.requests else None
         super().allContentReceived()
-        # An upgraded request is finished the moment it hands the socket over; daphne would
-        # keep its record (headers and all) until its once-a-second sweep.
+        # An upgraded request is finished the moment it hands the socket over
+        # (docs/upstream.md#daphne-finished-connections).
         connections = self.factory.server.connections
         details = connections.get(request)
         if (
@@ -648,11 +594,12 @@ class EchoHTTPChannel(http.HTTPChannel):
         super().dataReceived(data)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        """A request or header line over 16 KiB: Twisted drops the connection without a word."""
+        """A request or header line over 16 KiB (docs/upstream.md#daphne-request-too-large)."""
         self.refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
 
     def _respondToBadRequestAndDisconnect(self) -> None:
-        """Twisted's answer to a request it cannot parse (400), logged as the client's error."""
+        """Twisted's answer to a request it cannot parse (400), logged as the client's error
+        (docs/upstream.md#daphne-request-too-large)."""
         self.refuse(HTTPStatus.BAD_REQUEST)
 
     def refuse(self, status: HTTPStatus) -> None:
@@ -667,12 +614,8 @@ class EchoHTTPChannel(http.HTTPChannel):
         self.transport.loseWriteConnection()
 
     def rawDataReceived(self, data: bytes) -> None:
-        """Bytes that came after a WebSocket handshake, in the same read, go to the WebSocket.
-
-        Twisted holds what follows a request until the request is finished, to parse it as the
-        next one; after an upgrade that never happens, and daphne forgets it, so a first message
-        a client sent with its handshake was lost.
-        """
+        """Bytes that came after a WebSocket handshake, in the same read, go to the WebSocket
+        (docs/upstream.md#daphne-message-with-handshake)."""
         if self.transport is not None:
             receiver = getattr(self.transport, "wrappedProtocol", None) or getattr(
                 self.transport, "protocol", self
@@ -693,7 +636,8 @@ class EchoHTTPChannel(http.HTTPChannel):
 
 
 class EchoHTTPFactory(HTTPFactory):
-    """daphne's HTTP factory, building ``EchoHTTPChannel`` with the handshake timeout."""
+    """daphne's HTTP factory, building ``EchoHTTPChannel`` with the handshake timeout
+    (docs/upstream.md#daphne-slow-request)."""
 
     protocol = EchoHTTPChannel
 
@@ -716,13 +660,14 @@ def payload_size(message: dict[str, Any]) -> int:
 class ApplicationQueue:
     """The messages daphne has read for one application and it has not, in order: what
     ``receive`` returns. It does what daphne's ``asyncio.Queue`` did for it (``put_nowait``,
-    ``get``, ``qsize``) in a list and one future: about 120 bytes where an ``asyncio.Queue``
-    takes 3.3 KB, on every idle connection. ASGI has one reader per connection; a second
-    ``get`` while one waits is an error, where ``asyncio.Queue`` would serve both.
+    ``get``, ``qsize``) in a list and one future (docs/upstream.md#daphne-application-queue).
+    ASGI has one reader per connection; a second ``get`` while one waits is an error, where
+    ``asyncio.Queue`` would serve both.
 
     It also keeps the back-pressure account: the connection stops reading while the queue is
-    ``behind()``, and ``on_caught_up`` tells it, the moment the application has taken enough,
-    to read on (an application that never replies would otherwise wait for daphne's sweep)."""
+    ``behind()`` (docs/upstream.md#daphne-frames-already-read), and ``on_caught_up`` tells it,
+    the moment the application has taken enough, to read on
+    (docs/upstream.md#daphne-resume-reading)."""
 
     __slots__ = (
         "first",
@@ -779,13 +724,10 @@ class ApplicationQueue:
 
 class EchoServer(Server):
     """daphne's server, built from the project's factories and protocols, giving each
-    application an ``ApplicationQueue``, and shutting down gracefully.
-
-    On shutdown daphne cancels every application at once and drops every WebSocket without a
-    close frame, so no client can tell a shutdown from a crash and no consumer hears its
-    connection end. This says goodbye with 1001 to every open WebSocket and 503 to new
-    handshakes, which a proxy retries on another process, then waits, at most SHUTDOWN_GRACE,
-    for the clients to answer and the applications to finish, and cancels only what is left.
+    application an ``ApplicationQueue``, and shutting down gracefully: 1001 to every open
+    WebSocket and 503 to new handshakes (docs/upstream.md#daphne-shutdown-close), then it waits,
+    at most SHUTDOWN_GRACE, for the clients to answer and the applications to finish, and
+    cancels only what is left (docs/upstream.md#daphne-shutdown-applications).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -799,7 +741,7 @@ class EchoServer(Server):
     def run(self) -> None:
         """daphne's ``run``, statement for statement (``tests/test_server_contracts.py``
         checks), building ``EchoHTTPFactory`` and ``EchoWebSocketFactory`` in place of its own
-        factories, which it looks up in its module where no subclass can name others."""
+        (docs/upstream.md#daphne-server-class)."""
         self.connections = {}
         self.http_factory = EchoHTTPFactory(self)
         self.ws_factory = EchoWebSocketFactory(self, server=self.server_name)
@@ -840,7 +782,7 @@ class EchoServer(Server):
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
         """Starts the application of a connection, a WebSocket's with its subprotocols as
-        offered (daphne's scope has them URL-unquoted)."""
+        offered (docs/upstream.md#daphne-unquoted-subprotocols)."""
         if scope["type"] == "websocket":
             scope["subprotocols"] = offered_subprotocols(scope["headers"])
         return self.start_application(protocol, scope)
@@ -848,7 +790,7 @@ class EchoServer(Server):
     def start_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
         """daphne's ``create_application``, statement for statement
         (``tests/test_server_contracts.py`` checks), with an ``ApplicationQueue`` in place of
-        its ``asyncio.Queue``."""
+        its ``asyncio.Queue`` (docs/upstream.md#daphne-application-queue)."""
         assert "application_instance" not in self.connections[protocol]
         input_queue = ApplicationQueue()
         scope.setdefault("asgi", {"version": "3.0"})

@@ -4,7 +4,8 @@ The command builds its server from ``CommandLineInterface.server_class`` after i
 the application, and has no option to name another class, so importing the application is the
 one moment the project can choose its server: ``project/asgi.py`` calls ``serve_with_echo_server``
 then. In any other process (uvicorn, ``manage.py`` commands, the tests) it does nothing and
-imports nothing of daphne's; ``manage.py runserver`` names ``EchoServer`` itself.
+imports nothing of daphne's; ``manage.py runserver`` names ``EchoServer`` itself
+(docs/upstream.md#daphne-server-class).
 """
 
 from __future__ import annotations

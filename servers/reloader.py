@@ -10,6 +10,7 @@ waits for it, and the child stops daphne's reactor, which closes open WebSockets
 it does without the reloader (``servers.daphne``), before it exits. A code change ends the
 child with ``sys.exit(3)`` from its file watcher, which would drop them too; the child stops the
 reactor the same way before it exits for the parent to start it again.
+(docs/upstream.md#runserver-reloader)
 """
 
 from __future__ import annotations

@@ -6,53 +6,19 @@ Run the project under uvicorn as::
         --http servers.uvicorn:EchoHTTPProtocol \\
         --ws servers.uvicorn:EchoWebSocketProtocol
 
-and it behaves as it does under daphne (``servers/daphne.py``). uvicorn 0.54 with its
-``websockets-sansio`` implementation differs in these ways, which the classes below close:
+and it behaves as it does under daphne (``servers/daphne.py``): the project's limits, timeouts
+and compression settings, RFC 6455's close behaviour, log lines for what clients get wrong, and
+memory bounded per connection. ``EchoHTTPProtocol`` is uvicorn's httptools protocol, and
+``EchoWebSocketProtocol`` its ``websockets-sansio`` one, each with the adjustments uvicorn 0.54
+and websockets 17.4 need; ``servers.frames`` reads frames as they arrive for them, and both
+servers share their constants and log lines through ``servers``. docs/servers.md says how to
+run it.
 
-* A TCP connection that sends nothing, or trickles its request a byte at a time, is kept open
-  for as long as the client likes: uvicorn's keep-alive timeout starts only after a response.
-* The project's limits and compression settings (``ECHO_MAX_MESSAGE_SIZE``,
-  ``ECHO_PING_INTERVAL``, ``ECHO_PING_TIMEOUT``, ``ECHO_COMPRESSION``) would have to be repeated
-  as command-line flags.
-* A ``Sec-WebSocket-Extensions`` header websockets cannot parse fails the handshake with 400,
-  where an offer the server cannot accept is to be declined.
-* An unsupported ``Sec-WebSocket-Version`` gets 400 instead of RFC 6455's 426 with the version
-  the server speaks.
-* Text that is not UTF-8 (a client's error, answered with 1007) is logged at ERROR with a
-  traceback, so any client can fill the error log; a message over the size limit, or a failed
-  connection, is not logged at all.
-* A client's close without a code is answered with an empty close rather than 1000, and a
-  close between the fragments of a message with 1002 rather than the client's code.
-* A client's close, or a protocol error, is answered as websockets reads it, ahead of the
-  messages read with it: a pong for a ping before it can carry the close frame out first, and
-  a message before it that is not UTF-8 gets the client's code, or 1002, instead of 1007 (and
-  its echo can go out after the close frame).
-* Invalid UTF-8 in the first fragment of a text message is noticed only when the message ends,
-  and inside a frame only once the whole frame has arrived.
-* Valid messages that arrive in the same read as a protocol error are never handed to the
-  application, and TCP is closed the moment the close frame is written.
-* A request head that websockets cannot read (a header line over 8 KiB) gets no answer and the
-  socket stays open; plain HTTP heads are read whatever their size; a malformed request is an
-  anonymous WARNING; and a first message sent with the handshake, in the same read, is lost.
-* websockets parses and inflates every frame of a read at once, however far behind the
-  application is, so a read of small compressed frames can hold hundreds of messages of nearly
-  the limit; and it applies the limit to a compressed frame's bytes on the wire, so a message
-  of the limit that does not compress is refused.
-* A client that sends pings and never reads what it is sent is read on, its pongs queued without
-  bound; a control frame or an error in the same write as the handshake is answered before the
-  101; and a fragmented message is kept as a list of its fragments.
-* A client that stops answering pings is sent 1011, queued behind all it has not read.
-* An echo on its way when the client leaves raises ``ClientDisconnected`` in the application,
-  so a consumer never reaches ``disconnect()``.
-* On shutdown a client that reads nothing keeps the process from exiting, and open WebSockets
-  get 1012 (service restart), and a handshake the application has
-  not answered yet gets 500; the project says 1001 (going away) with a reason, and 503, under
-  every server.
-
-The supported uvicorn and websockets ranges are pinned in ``pyproject.toml``:
-``send_receive_event_to_app`` is uvicorn's own with one branch changed. The internals used here
-are listed in ``tests/test_server_contracts.py``; ``tests/test_uvicorn_adjustments.py`` shows each
-adjustment is still needed, and docs/upstream.md says what to delete when uvicorn fixes one.
+Each adjustment cites its entry of docs/upstream.md, which says what stock uvicorn does wrong,
+the test that shows it still does, and when the adjustment can be deleted. The internals used
+here are listed in ``tests/test_server_contracts.py``, and the releases they were checked
+against are pinned in ``pyproject.toml``: ``send_receive_event_to_app`` is uvicorn's own with
+one branch changed.
 """
 
 from __future__ import annotations
@@ -106,7 +72,8 @@ from servers.frames import UTF8_DECODER, TextFrameCheck, frame_header
 logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSION = "13"
-# The largest request head read, as daphne's (Twisted's): uvicorn reads heads of any size.
+# The largest request head read, as daphne's (Twisted's)
+# (docs/upstream.md#uvicorn-unreadable-handshake).
 MAX_REQUEST_HEAD = 16 * 1024
 
 
@@ -114,15 +81,15 @@ def close_frame(close: Close) -> bytes:
     return Frame(Opcode.CLOSE, close.serialize()).serialize(mask=False)
 
 
-# A client's close without a code is answered with this (RFC 6455 allows either).
+# A client's close without a code is answered with this (docs/upstream.md#uvicorn-codeless-close).
 NORMAL_CLOSE_FRAME = close_frame(Close(CloseCode.NORMAL_CLOSURE, ""))
 
 
 # The opcodes that start a message.
 DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
-# websockets applies what is left of a message's size limit to every frame until the message
-# ends, control frames between its fragments included: its limit is given room for one, and the
-# project's own is applied to the messages themselves (``within_limit``).
+# websockets' limit is given room for a control frame between fragments, and the project's own
+# is applied to the messages themselves, ``within_limit``
+# (docs/upstream.md#uvicorn-ping-between-fragments).
 CONTROL_FRAME_ROOM = 125
 
 
@@ -133,13 +100,11 @@ def without_close(writes: list[bytes]) -> list[bytes]:
 
 class LazyPerMessageDeflate(PerMessageDeflate):
     """websockets' permessage-deflate, starting each zlib stream at the first message that
-    needs it instead of at the handshake: an idle connection then holds none (websockets keeps
-    about 18 KiB of zlib state for every compressed connection, messages or not).
+    needs it instead of at the handshake, so that an idle connection holds none
+    (docs/upstream.md#uvicorn-idle-zlib).
 
-    It also bounds what a message inflates to by ``max_message_size`` itself, exactly:
-    websockets' own bound is the one it applies to frames on the wire (which a compressed
-    message of the limit can exceed), it misses output zlib holds back, and a limit it has
-    used up exactly means no limit at all to zlib."""
+    It also bounds what a message inflates to by ``max_message_size`` itself, exactly, output
+    zlib holds back included (docs/upstream.md#uvicorn-compressed-limit)."""
 
     decoder: zlib._Decompress | None = None
     encoder: zlib._Compress | None = None
@@ -179,7 +144,8 @@ class LazyPerMessageDeflate(PerMessageDeflate):
 
 
 class LazyDeflateFactory(ServerPerMessageDeflateFactory):
-    """websockets' negotiation, RFC 7692's rules and all, making ``LazyPerMessageDeflate``."""
+    """websockets' negotiation, RFC 7692's rules and all, making ``LazyPerMessageDeflate``
+    (docs/upstream.md#uvicorn-idle-zlib)."""
 
     def __init__(self, *, max_message_size: int, **options: Any) -> None:
         super().__init__(**options)
@@ -201,8 +167,7 @@ class LazyDeflateFactory(ServerPerMessageDeflateFactory):
 
 class EchoServerProtocol(ServerProtocol):
     """websockets' server side of the handshake, declining an extensions header it cannot
-    parse (``permessage-deflate;;;``) rather than failing the handshake with 400: the server
-    declines what it cannot accept and goes on (RFC 7692 section 5)."""
+    parse (docs/upstream.md#uvicorn-unparsable-extensions)."""
 
     def process_extensions(self, headers: Headers) -> tuple[str | None, list[Extension]]:
         try:
@@ -216,7 +181,8 @@ class RequestHeadTooLarge(Exception):
 
 
 class EchoHTTPProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size limit for the request head."""
+    """uvicorn's httptools protocol with a deadline (docs/upstream.md#uvicorn-silent-connection)
+    and a size limit (docs/upstream.md#uvicorn-unreadable-handshake) for the request head."""
 
     # The first request head must be complete by this; after a refusal, the client must have
     # gone by it.
@@ -235,10 +201,12 @@ class EchoHTTPProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         """uvicorn's, except that a malformed request, or a head over MAX_REQUEST_HEAD, is
-        refused and logged as the client's error (uvicorn writes a WARNING, and reads heads of
-        any size); an unsupported ``Upgrade`` is left to the application (which answers it as
-        plain HTTP) without a WARNING; and bytes that follow a WebSocket handshake in the same
-        read reach the WebSocket (uvicorn drops them)."""
+        refused and logged as the client's error, and an unsupported ``Upgrade`` is left to the
+        application (which answers it as plain HTTP) without a WARNING
+        (docs/upstream.md#uvicorn-malformed-request-log,
+        docs/upstream.md#uvicorn-unreadable-handshake); and bytes that follow a WebSocket
+        handshake in the same read reach the WebSocket
+        (docs/upstream.md#uvicorn-message-with-handshake)."""
         if self.refused:
             return  # read and dropped until the client closes, or the deadline passes
         self._unset_keepalive_if_required()
@@ -315,7 +283,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's ``websockets-sansio`` protocol with the project's limits and close rules."""
 
     # The close frame of a failed connection (1002, 1007, 1009), with any control frames
-    # written before it, waiting for the application to answer the messages before the error.
+    # written before it, waiting for the application to answer the messages before the error
+    # (docs/upstream.md#uvicorn-messages-before-error).
     held_writes: list[bytes] | None = None
     # The pongs websockets wrote in a read that ended in the client's close or in an error,
     # sent with the close frame once the messages before it are handled.
@@ -352,7 +321,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        # Rebuilt with the project's size limit and compression settings.
+        # Rebuilt with the project's size limit and compression settings
+        # (docs/upstream.md#uvicorn-settings).
         extensions = []
         if settings.ECHO_COMPRESSION:
             extensions.append(
@@ -392,14 +362,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def feed_frames(self) -> None:
         """Hands websockets what a compressed connection has read, a frame at a time, and none
-        past the end of a message until the application has taken it.
-
-        websockets parses, and inflates, every frame of a read at once: one read can hold
-        hundreds of small compressed frames each inflating to nearly the limit, and pausing the
-        socket would stop none of them. Sizes are checked here, before websockets reads a frame:
-        an uncompressed message against the limit, a compressed one's frames against what
-        deflate can make of the limit at worst (``LazyPerMessageDeflate`` bounds what it
-        inflates to).
+        past the end of a message until the application has taken it
+        (docs/upstream.md#uvicorn-frames-already-read). Sizes are checked before websockets
+        reads a frame (``admit_frame``).
         """
         unread = self.unread
         assert unread is not None
@@ -424,7 +389,10 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def admit_frame(self, first_byte: int, length: int) -> bool:
         """Whether a frame keeps its message within the limit; if not, the connection fails
-        with 1009 before websockets reads it."""
+        with 1009 before websockets reads it. Uncompressed, the wire bytes are the message's;
+        compressed, they are bounded by what deflate can make of the limit at worst, and
+        ``LazyPerMessageDeflate`` bounds what they inflate to
+        (docs/upstream.md#uvicorn-compressed-limit)."""
         opcode = first_byte & 0x0F
         if opcode >= Opcode.CLOSE:
             return True  # a control frame: websockets bounds and checks it
@@ -443,8 +411,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         return False
 
     def check_text(self, data: bytes | bytearray) -> None:
-        """Fails the connection with 1007 as soon as a text frame still arriving is not UTF-8:
-        websockets reads a frame only once it is whole."""
+        """Fails the connection with 1007 as soon as a text frame still arriving is not UTF-8
+        (docs/upstream.md#uvicorn-utf8-partial-frame)."""
         if self.failed or self.text_check is None:
             return
         message = None if self.message_compressed else self.text_decoder
@@ -455,6 +423,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     async def receive(self) -> Any:
         message = await super().receive()
         if not self.writable.is_set():
+            # docs/upstream.md#uvicorn-ping-flood
             self.transport.pause_reading()  # uvicorn resumed it: the client is still not reading
         elif self.unread and not self.read_paused:
             self.feed_frames()
@@ -474,8 +443,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()  # the client answered the server's close
             return
         # websockets answered the client's close, or failed the connection, as it read the
-        # frame, after the pongs of any pings before it. Its close frame waits until the
-        # messages before it are handled: one of them may fail the connection first.
+        # frame; its close frame waits until the messages before it are handled, as one of them
+        # may fail the connection first (docs/upstream.md#uvicorn-close-read-ahead).
         written = self.conn.data_to_send()
         self.pongs_before_close = without_close(written)
         self.handle_events()
@@ -493,7 +462,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.fail(written, close)
 
     def handle_connect(self, event: Request) -> None:
-        # A missing or malformed version is left to websockets' checks (400).
+        # 426 for an unsupported version (docs/upstream.md#uvicorn-version-426); a missing or
+        # malformed one is left to websockets' checks (400).
         versions = event.headers.get_all("Sec-WebSocket-Version")
         if len(versions) == 1 and versions[0].isdigit() and versions[0] != SUPPORTED_VERSION:
             log_refused_handshake(
@@ -515,21 +485,20 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             log_refused_handshake(self.client, self.response.status_code, str(error))
             return
         self.text_check = TextFrameCheck()
-        # What follows the request waits for the application's accept: websockets would answer
-        # a ping, or fail the connection for an error, ahead of the 101.
+        # What follows the request waits for the application's accept
+        # (docs/upstream.md#uvicorn-frames-with-handshake).
         self.unread = bytearray()
         if self.conn.extensions:
             # Compression is on: frames reach websockets through feed_frames, which checks the
-            # limit; websockets' own bound is then for a frame on the wire.
+            # limit; websockets' own bound is then for a frame on the wire
+            # (docs/upstream.md#uvicorn-compressed-limit).
             self.conn.max_message_size = (
                 compressed_size_bound(self.max_message_size) + CONTROL_FRAME_ROOM
             )
 
     def refuse_handshake(self) -> None:
-        """websockets could not read the request head uvicorn handed over (a header line over
-        8 KiB, over 128 headers): it wrote a 431 (or nothing, for a head it cannot parse at all)
-        that uvicorn never sends, and the socket would stay open for as long as the client
-        likes."""
+        """Answers a request head websockets could not read: its 431, or a 400 for a head it
+        cannot parse at all (docs/upstream.md#uvicorn-unreadable-handshake)."""
         error = self.conn.handshake_exc
         written = b"".join(self.conn.data_to_send())
         if isinstance(error, SecurityError):
@@ -565,8 +534,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if event.fin:
             super().handle_text(event)
             return
-        # The first fragment of a text message: its UTF-8 is checked as each fragment arrives,
-        # so bad bytes end the connection at once (RFC 6455 section 8.1), not at the last one.
+        # The first fragment of a text message: its UTF-8 is checked as each fragment arrives
+        # (docs/upstream.md#uvicorn-utf8-first-fragment).
         self.curr_msg_data_type = "text"
         self.frames = []
         self.text_decoder = UTF8_DECODER()
@@ -577,8 +546,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.failed or not self.within_limit(event):
             return  # after an error, what websockets read with it is dropped
         if self.text_decoder is None:
-            # A binary fragment: into one buffer, where uvicorn keeps a list of them (a message
-            # sent as a million one-byte frames would hold a million objects).
+            # A binary fragment: into one buffer (docs/upstream.md#uvicorn-fragment-list).
             message = self.frames[0]
             if not isinstance(message, bytearray):
                 message = self.frames[0] = bytearray(message)
@@ -607,7 +575,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def send_receive_event_to_app(self) -> None:
         """uvicorn's, except that text which is not UTF-8 fails the connection as the client's
-        error (uvicorn logs it at ERROR with a traceback)."""
+        error (docs/upstream.md#uvicorn-invalid-utf8-error-log)."""
         data = bytes(self.frames[0]) if len(self.frames) == 1 else b"".join(self.frames)
         self.frames = []
         if self.curr_msg_data_type == "text":
@@ -655,13 +623,13 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_close(self, event: Frame) -> None:
         """Nothing to do here: ``data_received`` answers the client's close (``answer_close``)
-        after the messages read with it, or ends TCP when it answers the server's close."""
+        after the messages read with it, or ends TCP when it answers the server's close
+        (docs/upstream.md#uvicorn-close-read-ahead)."""
 
     def answer_close(self) -> None:
         """Answers the client's close with its own code and reason, or 1000 for a close without
-        a code. websockets answers 1005 (an empty close) to the one, and 1002 to a close between
-        the fragments of a message, which RFC 6455 (section 5.4) allows; the fragments are
-        dropped."""
+        a code (docs/upstream.md#uvicorn-codeless-close), also between the fragments of a
+        message, which are dropped (docs/upstream.md#uvicorn-close-between-fragments)."""
         close = self.conn.close_rcvd
         assert close is not None
         assert self.pongs_before_close is not None
@@ -679,12 +647,10 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def fail(self, held: list[bytes], close: Close | None) -> None:
         """Fails the connection (RFC 6455 section 7.1.7) with ``close``, whose frame is in
-        ``held``, sent once the application has answered the messages before the error.
-
-        websockets fails a connection the moment it meets the error, often in the same read as
-        valid messages the application has not answered yet. As under daphne, the application
-        is told the connection is ending, after those messages, and the close frame follows
-        when it is done, or FAILURE_GRACE later.
+        ``held``, sent once the application has answered the messages before the error
+        (docs/upstream.md#uvicorn-messages-before-error): as under daphne, the application is
+        told the connection is ending, after those messages, and the close frame follows when
+        it is done, or FAILURE_GRACE later.
         """
         if self.failed:
             assert self.held_writes is not None
@@ -706,6 +672,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_timer = self.loop.call_later(FAILURE_GRACE, self.release_close)
 
     def log_failure(self, close: Close) -> None:
+        # docs/upstream.md#uvicorn-unlogged-failures
         if close.code != CloseCode.MESSAGE_TOO_BIG:
             log_protocol_error(self.client, close.code, close.reason)
             return
@@ -751,7 +718,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def keepalive_timeout(self) -> None:
         """A client that does not answer a ping is not listening: it is dropped without a
-        close frame (uvicorn sends 1011 and waits for the write to drain, which may be never)."""
+        close frame (docs/upstream.md#uvicorn-ping-timeout)."""
         self.pong_timer = None
         self.pending_ping_payload = None
         if self.close_sent or self.transport.is_closing():
@@ -766,7 +733,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.handshake_complete and not self.close_sent and self.conn.close_rcvd is None:
-            # Gone without a closing handshake: 1006, as under daphne (uvicorn says 1005).
+            # Gone without a closing handshake: 1006, as under daphne
+            # (docs/upstream.md#uvicorn-client-disconnected).
             self.queue.put_nowait(
                 {"type": "websocket.disconnect", "code": CloseCode.ABNORMAL_CLOSURE}
             )
@@ -790,7 +758,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 await super().send(message)
             except ClientDisconnected:
                 # The client is gone, perhaps while the send waited for it to read (a slow
-                # reader): uvicorn raises, daphne lets websocket.disconnect tell the story.
+                # reader): websocket.disconnect tells the application
+                # (docs/upstream.md#uvicorn-client-disconnected).
                 pass
             return
         if kind == "websocket.close" and self.failed:
@@ -818,8 +787,8 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             self.data_received(bytes(held))
 
     def pause_writing(self) -> None:
-        """The client is not reading what it is sent: it is not read from either, or a client
-        that sends pings and never reads would grow the server with its pongs."""
+        """The client is not reading what it is sent: it is not read from either
+        (docs/upstream.md#uvicorn-ping-flood)."""
         super().pause_writing()
         self.transport.pause_reading()
 
@@ -837,6 +806,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         return frame.serialize(mask=False, extensions=self.conn.extensions)
 
     def shutdown(self) -> None:
+        # 1001 with a reason, and 503 to a handshake not yet answered
+        # (docs/upstream.md#uvicorn-shutdown-close), with the client given CLOSE_TIMEOUT
+        # (docs/upstream.md#uvicorn-shutdown-silent-client).
         if self.close_sent or self.failed or self.initial_response is not None:
             super().shutdown()
             self.abort_later()
@@ -863,6 +835,6 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.abort_later()
 
     def abort_later(self) -> None:
-        """Ends TCP after CLOSE_TIMEOUT if closing has not: a client that reads nothing would
-        keep its connection, and so the process, from ever closing."""
+        """Ends TCP after CLOSE_TIMEOUT if closing has not
+        (docs/upstream.md#uvicorn-shutdown-silent-client)."""
         self.loop.call_later(self.close_timeout, self.transport.abort)
