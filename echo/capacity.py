@@ -16,8 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
-from echo import metrics
-from project.logfields import peer_name
+from project import events
+from project.connection import scope_connection
 
 logger = logging.getLogger("echo.consumers")
 
@@ -82,13 +82,14 @@ class LimitedConnection:
         await self.server_send(message)
         limit = settings.ECHO_MAX_CONNECTIONS
         if len(admitted) >= limit:
-            logger.warning(
-                "event=refused client=%s reason=capacity open=%d limit=%d",
-                peer_name(self.scope.get("client")),
+            events.refused(
+                logger,
+                scope_connection(self.scope),
+                "capacity",
+                "open=%d limit=%d",
                 len(admitted),
                 limit,
             )
-            metrics.refused("capacity")
             self.refused = True
             await self.server_send(
                 {

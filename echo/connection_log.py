@@ -4,7 +4,8 @@ Wrapped around any WebSocket consumer (``ConnectionLog(MyConsumer.as_asgi())``),
 ``event=accepted`` when the consumer accepts, ``event=message`` at DEBUG for each message,
 and ``event=closed`` with the close code, the duration and the traffic each way when the
 connection has ended. Each connection counts its own traffic (``echo.connections``); /metrics
-sums it when scraped (``echo.metrics``), along with the accepted and closed counters kept here.
+sums it when scraped (``echo.metrics``), along with the accepted and closed counters, which
+``project.events`` keeps with the lines.
 
 The close is logged and counted once, from the done callback of the connection's task, however
 the connection ends: the server may cancel the task, or a send raise, without any disconnect.
@@ -18,9 +19,10 @@ import asyncio
 import logging
 from typing import Any
 
-from echo import metrics
 from echo.connections import TrafficCounts, open_connections
-from project.logfields import escaped, peer_name
+from project import events
+from project.connection import Connection, scope_connection
+from project.logfields import escaped
 
 logger = logging.getLogger("echo.consumers")
 
@@ -58,8 +60,8 @@ class LoggedConnection:
 
     __slots__ = (
         "accepting",
-        "client",
         "close_code",
+        "connection",
         "counting",
         "counts",
         "log_messages",
@@ -69,7 +71,7 @@ class LoggedConnection:
     )
 
     def __init__(self, scope: Message, receive: Any, send: Any) -> None:
-        self.client = peer_name(scope.get("client"))
+        self.connection: Connection = scope_connection(scope)
         self.server_receive = receive
         self.server_send = send
         self.counts: TrafficCounts | None = None
@@ -107,11 +109,12 @@ class LoggedConnection:
 
     def log_message(self, text: str | None, data: bytes | None, size: int) -> None:
         logger.debug(
-            "event=message client=%s type=%s size=%d preview=%s",
-            self.client,
+            "event=message client=%s type=%s size=%d preview=%s conn=%s",
+            self.connection.client,
             "text" if text is not None else "binary",
             size,
             preview(text, data),
+            self.connection.id,
         )
 
     def send(self, message: Message) -> Any:
@@ -160,11 +163,8 @@ class LoggedConnection:
         self.accepting = False
         assert self.counts is not None
         open_connections.opened(self.counts)
-        metrics.ACCEPTED.inc()
         self.log_messages = logger.isEnabledFor(logging.DEBUG)
-        logger.info(
-            "event=accepted client=%s subprotocol=%s", self.client, self.subprotocol or "-"
-        )
+        events.accepted(logger, self.connection, self.subprotocol)
 
     def release(self, _: asyncio.Task[None]) -> None:
         """The end of an accepted connection: its traffic joins the totals, and its close is
@@ -172,16 +172,10 @@ class LoggedConnection:
         counts = self.counts
         assert counts is not None
         open_connections.closed(counts)
-        code = CLOSE_ABNORMAL if self.close_code is None else self.close_code
-        metrics.closed(code)
-        logger.info(
-            "event=closed client=%s code=%s duration=%.3f messages_in=%d bytes_in=%d "
-            "messages_out=%d bytes_out=%d",
-            self.client,
-            code,
+        events.closed(
+            logger,
+            self.connection,
+            CLOSE_ABNORMAL if self.close_code is None else self.close_code,
             asyncio.get_running_loop().time() - counts.opened_at,
-            counts.messages_in,
-            counts.bytes_in,
-            counts.messages_out,
-            counts.bytes_out,
+            (counts.messages_in, counts.bytes_in, counts.messages_out, counts.bytes_out),
         )

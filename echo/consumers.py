@@ -21,13 +21,14 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from echo import metrics
 from echo.capacity import ConnectionLimit
 from echo.connection_log import ConnectionLog
 from echo.fastpath import FastWebsocketConsumer
 from echo.idle import IdleTimeout
 from echo.message_size import MessageSizeLimit
-from project.logfields import escaped, peer_name
+from project import events
+from project.connection import scope_connection
+from project.logfields import escaped
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +41,9 @@ class EchoConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         offered = self.scope.get("subprotocols", [])
         if SUBPROTOCOL not in offered:
-            logger.info(
-                "event=refused client=%s reason=subprotocol_missing offered=%s",
-                peer_name(self.scope.get("client")),
-                escaped(",".join(offered)) or "-",
-            )
-            metrics.refused("subprotocol_missing")
+            connection = scope_connection(self.scope)
+            offers = escaped(",".join(offered)) or "-"
+            events.refused(logger, connection, "subprotocol_missing", "offered=%s", offers)
             await self.close()
             return
         await self.accept(subprotocol=SUBPROTOCOL)
@@ -73,10 +71,6 @@ class UnknownPathConsumer(AsyncWebsocketConsumer):
     """The last WebSocket route: anything that reaches it asked for a path we do not serve."""
 
     async def connect(self) -> None:
-        logger.info(
-            "event=refused client=%s reason=unknown_path path=%s",
-            peer_name(self.scope.get("client")),
-            escaped(self.scope["path"]),
-        )
-        metrics.refused("unknown_path")
+        path = escaped(self.scope["path"])
+        events.refused(logger, scope_connection(self.scope), "unknown_path", "path=%s", path)
         await self.close()

@@ -20,7 +20,8 @@ from typing import Any
 
 from django.conf import settings
 
-from project.logfields import peer_name
+from project import events
+from project.connection import scope_connection
 
 logger = logging.getLogger("echo.consumers")
 
@@ -138,11 +139,7 @@ class IdleConnection:
             self.idle_close.cancel()
 
     def on_idle(self) -> None:
-        logger.info(
-            "event=idle_timeout client=%s timeout=%s",
-            peer_name(self.scope.get("client")),
-            self.timeout,
-        )
+        events.timeout(logger, scope_connection(self.scope), "idle", self.timeout)
         self.closing = True
         self.idle_close = asyncio.ensure_future(self.close())
         self.idle_close.add_done_callback(idle_close_done)

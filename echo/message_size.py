@@ -15,7 +15,8 @@ from typing import Any
 
 from django.conf import settings
 
-from project.logfields import peer_name
+from project import events
+from project.connection import scope_connection
 
 logger = logging.getLogger("echo.consumers")
 
@@ -66,12 +67,12 @@ class SizeLimitedConnection:
                 size = len(message.get("bytes") or b"")
             if size <= self.limit:
                 return message
-            logger.info(
-                "event=too_big client=%s type=%s size=%d limit=%d",
-                peer_name(self.scope.get("client")),
-                "text" if text is not None else "binary",
+            events.too_big(
+                logger,
+                scope_connection(self.scope),
                 size,
                 self.limit,
+                "text" if text is not None else "binary",
             )
             self.closing = True
             await self.server_send(

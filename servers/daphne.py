@@ -97,14 +97,19 @@ from servers import (
     SHUTDOWN_REASON,
     TOO_BIG_REASON,
     Client,
+    Connection,
     compressed_size_bound,
+    connection,
+    log_handshake_timeout,
     log_http_refused,
     log_ping_timeout,
     log_protocol_error,
     log_refused_handshake,
     log_too_big,
+    new_connection_id,
     peer_name,
     plain_response,
+    with_connection_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -210,8 +215,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     message_wire_size = 0
     # The message being read, gathered from its frames once it has more than one.
     message_buffer: bytearray | None = None
+    # How the log names the connection, once the handshake's headers are gone (onOpen).
+    identity: Connection | None = None
 
     def connectionMade(self) -> None:
+        self.connection_id = new_connection_id()
         # autobahn copies its options from the factory only where the connection has none of
         # its own, so setting them before it starts makes the project's settings the ones used.
         # autobahn counts a compressed message's wire bytes against its limits, and refuses to
@@ -299,6 +307,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             )
             self.websocket_extensions_in_use = [self._perMessageCompress]
             self.compression = None
+        self.identity = self.connection()
         # autobahn keeps the handshake it parsed and the one it sent for the connection's whole
         # life, though nothing reads them after this; idle connections each carry them.
         self.http_request_data = self.http_response_data = None
@@ -387,7 +396,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def refuse_too_big(self, size: int | None) -> None:
         """Fails the connection with 1009, logged here: the application never sees the message."""
-        log_too_big(self.client(), size, self.max_message_size)
+        log_too_big(self.connection(), size, self.max_message_size)
         self._fail_connection(self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG, TOO_BIG_REASON)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -413,7 +422,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             return
         # too_big is logged where it is found (refuse_too_big).
         if self.state == self.STATE_OPEN and code != self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG:
-            log_protocol_error(self.client(), code, reason)
+            log_protocol_error(self.connection(), code, reason)
         application = self.running_application()
         if self.state != self.STATE_OPEN or application is None:
             super()._fail_connection(code, reason)
@@ -486,6 +495,12 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         address = getattr(self, "client_addr", None)
         return address or socket_peer(self.transport)  # type: ignore[no-any-return]
 
+    def connection(self) -> Connection:
+        """The connection as every log line names it, the application's included."""
+        if self.identity is not None:
+            return self.identity
+        return connection(self.connection_id, self.client(), getattr(self, "http_headers", {}))
+
     def running_application(self) -> asyncio.Future[Any] | None:
         instance = self.server.connections.get(self, {}).get("application_instance")
         return None if instance is None or instance.done() else instance
@@ -497,7 +512,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         if any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders or []):
             code = 426
         if code in (400, 426):  # autobahn's own checks; 403 and 503 are logged where decided
-            log_refused_handshake(self.client(), code, reason)
+            log_refused_handshake(self.connection(), code, reason)
         super().failHandshake(reason, code, responseHeaders)
 
     def sendCloseFrame(
@@ -509,7 +524,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         super().sendCloseFrame(code=code, reasonUtf8=reasonUtf8, isReply=isReply)
 
     def onAutoPingTimeout(self) -> None:
-        log_ping_timeout(self.client(), self.autoPingTimeout)
+        log_ping_timeout(self.connection(), self.autoPingTimeout)
         super().onAutoPingTimeout()
 
     def dropConnection(self, abort: bool = False) -> None:
@@ -609,6 +624,7 @@ class EchoHTTPChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.connection_id = new_connection_id()
         self.first_request_deadline = self.callLater(
             settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
         )
@@ -616,13 +632,13 @@ class EchoHTTPChannel(http.HTTPChannel):
     def client(self) -> Client:
         return socket_peer(self.transport)
 
+    def connection(self) -> Connection:
+        """The connection as the log names it: by its socket, its request unread."""
+        return connection(self.connection_id, self.client())
+
     def handshake_expired(self) -> None:
         self.first_request_deadline = None
-        logger.info(
-            "event=handshake_timeout client=%s timeout=%s",
-            peer_name(self.client()),
-            settings.ECHO_HANDSHAKE_TIMEOUT,
-        )
+        log_handshake_timeout(self.connection(), settings.ECHO_HANDSHAKE_TIMEOUT)
         self.transport.abortConnection()
 
     def allContentReceived(self) -> None:
@@ -664,7 +680,7 @@ class EchoHTTPChannel(http.HTTPChannel):
         if self.refused:
             return
         self.refused = True
-        log_http_refused(self.client(), status)
+        log_http_refused(self.connection(), status)
         self.clearLineBuffer()
         self.transport.write(plain_response(status))
         self.transport.loseWriteConnection()
@@ -804,9 +820,12 @@ class EchoServer(Server):
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
         """Starts the application of a connection, a WebSocket's with its subprotocols as
-        offered (daphne's scope has them URL-unquoted)."""
+        offered (daphne's scope has them URL-unquoted), and the connection's id."""
         if scope["type"] == "websocket":
             scope["subprotocols"] = offered_subprotocols(scope["headers"])
+            connection_id = getattr(protocol, "connection_id", None)
+            if connection_id is not None:
+                scope = with_connection_id(scope, connection_id)
         return self.start_application(protocol, scope)
 
     def start_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
