@@ -3,7 +3,9 @@ it receives a message over ECHO_MAX_MESSAGE_SIZE bytes (UTF-8 bytes for text).
 
 The project's adjusted servers (``servers/``) refuse such a message before it reaches the
 application; this is the same limit for an application served by a stock server, which hands
-it on whole. Wrap any WebSocket consumer in it (``MessageSizeLimit(MyConsumer.as_asgi())``).
+it on whole, and stands aside (costing nothing per message) where the server says it enforces
+the limit (``project.connection.MESSAGE_SIZE_EXTENSION``). Wrap any WebSocket consumer in it
+(``MessageSizeLimit(MyConsumer.as_asgi())``).
 The oversized message is not passed on, nor is anything that arrives after a close has gone
 out: the close frame is the server's last word.
 """
@@ -16,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from project import events
-from project.connection import scope_connection
+from project.connection import MESSAGE_SIZE_EXTENSION, scope_connection
 
 logger = logging.getLogger("echo.consumers")
 
@@ -32,7 +34,11 @@ class MessageSizeLimit:
         self.application = application
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
-        if scope["type"] != "websocket":
+        # The project's servers refuse such messages before they arrive, and say so.
+        enforced = (scope.get("extensions") or {}).get(MESSAGE_SIZE_EXTENSION)
+        if scope["type"] != "websocket" or (
+            enforced is not None and enforced["bytes"] <= settings.ECHO_MAX_MESSAGE_SIZE
+        ):
             await self.application(scope, receive, send)
             return
         connection = SizeLimitedConnection(scope, receive, send)

@@ -21,6 +21,10 @@ from project.logfields import Client, peer_name
 from project.proxy import Headers, forwarded_client
 
 EXTENSION = "connection"
+# The project's servers also say that they refuse messages over a size limit themselves, and
+# which (``scope["extensions"]["message_size_limit"] == {"bytes": ...}``), so that the
+# application's own check (``echo.message_size``) can stand aside.
+MESSAGE_SIZE_EXTENSION = "message_size_limit"
 
 _ids = itertools.count(1)
 
@@ -57,10 +61,15 @@ def ascii_headers(headers: Iterable[tuple[bytes | str, bytes | str]]) -> Headers
     ]
 
 
-def with_connection_id(scope: dict[str, Any], connection_id: str) -> dict[str, Any]:
-    """``scope`` with the connection's id in its extensions (a server's doing)."""
+def with_connection_id(
+    scope: dict[str, Any], connection_id: str, max_message_size: int | None = None
+) -> dict[str, Any]:
+    """``scope`` with the connection's id in its extensions, and the size limit the server
+    enforces, if it does."""
     extensions = dict(scope.get("extensions") or {})
     extensions[EXTENSION] = {"id": connection_id}
+    if max_message_size is not None:
+        extensions[MESSAGE_SIZE_EXTENSION] = {"bytes": max_message_size}
     return {**scope, "extensions": extensions}
 
 

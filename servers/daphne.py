@@ -825,7 +825,7 @@ class EchoServer(Server):
             scope["subprotocols"] = offered_subprotocols(scope["headers"])
             connection_id = getattr(protocol, "connection_id", None)
             if connection_id is not None:
-                scope = with_connection_id(scope, connection_id)
+                scope = with_connection_id(scope, connection_id, settings.ECHO_MAX_MESSAGE_SIZE)
         return self.start_application(protocol, scope)
 
     def start_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:

@@ -524,7 +524,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             log_refused_handshake(self.connection(), self.response.status_code, str(error))
             return
         # The application starts once this returns; it names the connection by the same id.
-        self.scope = with_connection_id(self.scope, self.connection_id)  # type: ignore[assignment]
+        self.scope = with_connection_id(  # type: ignore[assignment]
+            self.scope, self.connection_id, self.max_message_size
+        )
         self.text_check = TextFrameCheck()
         # What follows the request waits for the application's accept: websockets would answer
         # a ping, or fail the connection for an error, ahead of the 101.

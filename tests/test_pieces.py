@@ -101,3 +101,28 @@ async def test_connection_log_alone_logs_the_connection(caplog: pytest.LogCaptur
     assert closed.split()[-1] == accepted.split()[-1]
     assert " code=1000 " in closed
     assert " messages_in=1 bytes_in=6 messages_out=1 bytes_out=6" in closed
+
+
+async def test_message_size_limit_stands_aside_for_a_server_that_enforces_it(
+    settings: Settings,
+) -> None:
+    """Under a server that says it refuses messages over the limit itself, ``MessageSizeLimit``
+    hands the application the server's own receive and send, and costs nothing per message."""
+    settings.ECHO_MAX_MESSAGE_SIZE = 8
+    seen: dict[str, Any] = {}
+
+    async def application(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(receive=receive, send=send)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {"type": "websocket", "extensions": {"message_size_limit": {"bytes": 8}}}
+    await MessageSizeLimit(application)(scope, receive, send)
+    assert seen == {"receive": receive, "send": send}
+    scope["extensions"]["message_size_limit"]["bytes"] = 9
+    await MessageSizeLimit(application)(scope, receive, send)
+    assert seen["receive"] is not receive
