@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from echo.consumers import FastEchoConsumer
+from echo.consumers import FastEchoConsumer, with_shared_concerns
 
 websocket_urlpatterns = [
-    path("echo", FastEchoConsumer.as_asgi()),
+    path("echo", with_shared_concerns(FastEchoConsumer.as_asgi())),
 ]

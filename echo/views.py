@@ -17,7 +17,7 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from echo import metrics as echo_metrics
-from echo.connections import open_connections
+from echo.capacity import open_count
 from echo.consumers import SUBPROTOCOL
 from project.networks import address_in
 from project.static import static_files_problem
@@ -49,7 +49,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """For load balancers and operators: the process is up and can serve the page (503 and the
     problem when it cannot), and how busy it is."""
     load = {
-        "connections": open_connections.count,
+        "connections": open_count(),
         "max_connections": settings.ECHO_MAX_CONNECTIONS,
     }
     if (problem := static_files_problem()) is not None:

@@ -2,7 +2,8 @@
 (docs/servers.md) load this. Under the ``daphne`` command, loading it is also what has daphne
 serve with the project's adjustments (``servers/daphne_command.py``).
 
-Every connection first has its client address taken from a trusted proxy's headers (if any).
+Every connection first gets an id where the server gave it none (``project.connection``), and
+its client address from a trusted proxy's headers (if any).
 HTTP then goes to Django; WebSocket handshakes pass the Origin check, then the echo routes. A
 WebSocket request for any other path is refused with HTTP 403 rather than a server error.
 """
@@ -27,17 +28,22 @@ from django.urls import re_path
 
 from echo.consumers import UnknownPathConsumer
 from echo.routing import websocket_urlpatterns
+from project.connection import ConnectionIds
 from project.origin import BrowserOriginValidator
 from project.proxy import TrustedProxyHeaders
 
-application = TrustedProxyHeaders(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_application,
-            "websocket": BrowserOriginValidator(
-                URLRouter([*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())])
-            ),
-        }
+application = ConnectionIds(
+    TrustedProxyHeaders(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_application,
+                "websocket": BrowserOriginValidator(
+                    URLRouter(
+                        [*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())]
+                    )
+                ),
+            }
+        )
     )
 )
 

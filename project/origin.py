@@ -15,8 +15,9 @@ from urllib.parse import urlparse
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
-from echo import metrics
-from project.logfields import escaped, peer_name
+from project import events
+from project.connection import scope_connection
+from project.logfields import escaped
 
 logger = logging.getLogger("echo.handshake")
 
@@ -36,10 +37,6 @@ class BrowserOriginValidator(OriginValidator):
                 origin = value.decode("latin-1")
         if origin is None or self.validate_origin(urlparse(origin)):
             return await self.application(scope, receive, send)
-        logger.info(
-            "event=refused client=%s reason=foreign_origin origin=%s",
-            peer_name(scope.get("client")),
-            escaped(origin),
-        )
-        metrics.refused("foreign_origin")
+        connection = scope_connection(scope)
+        events.refused(logger, connection, "foreign_origin", "origin=%s", escaped(origin))
         return await WebsocketDenier()(scope, receive, send)

@@ -7,17 +7,24 @@ which ``manage.py runserver`` serves with, and the ``daphne`` command too once
 loads with its ``--http`` and ``--ws`` flags. ``servers.commands`` has each server's command
 line, and ``servers.serve`` runs one as the container's process. Each adjustment is imported
 only by the process whose server it adjusts. Nothing here imports the echo app: these are
-fixes to the servers, whatever they serve. Their log lines name clients and quote them as the
-application's do (``project.logfields``). docs/upstream.md lists the defect behind each
-adjustment.
+fixes to the servers, whatever they serve. Their log lines and counters are the application's
+own (``project.events``), and name each connection as the application does
+(``project.connection``): the server gives each connection its id, and hands it to the
+application in the scope. docs/upstream.md lists the defect behind each adjustment.
 """
 
 from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
-from project.logfields import Client, escaped, peer_name
+from project import events
+from project.connection import Connection, connection_of
+from project.connection import new_connection_id as new_connection_id
+from project.connection import with_connection_id as with_connection_id
+from project.logfields import Client as Client
+from project.logfields import peer_name as peer_name
 
 logger = logging.getLogger(__name__)
 
@@ -53,50 +60,44 @@ def compressed_size_bound(size: int) -> int:
     return size + (size >> 3) + (size >> 8) + (size >> 9) + 64
 
 
-def log_http_refused(client: Client, status: HTTPStatus) -> None:
-    """A request the server refuses itself, before any application sees it: the client's
-    doing, so one INFO line (as ``project.log_filters`` makes of the application's refusals)."""
-    logger.info(
-        "event=http_refused client=%s status=%d reason=%s",
-        peer_name(client),
-        status.value,
-        status.phrase.lower().replace(" ", "_").replace("-", "_"),
-    )
+def connection(connection_id: str, peer: Client, headers: Any = ()) -> Connection:
+    """A connection as every log line names it, from what a server knows of it: the id it
+    gave it, the socket's peer, and the request's headers once they are read (autobahn's dict
+    of names to values, websockets' ``Headers``, or ASGI's byte pairs)."""
+    if hasattr(headers, "raw_items"):
+        headers = headers.raw_items()
+    elif hasattr(headers, "items"):
+        headers = headers.items()
+    return connection_of(peer, headers, connection_id)
 
 
-def log_refused_handshake(client: Client, status: int, detail: str) -> None:
+def log_http_refused(connection: Connection, status: HTTPStatus) -> None:
+    """A request the server refuses itself, before any application sees it."""
+    events.http_refused(logger, connection, status)
+
+
+def log_refused_handshake(connection: Connection, status: int, detail: str) -> None:
     """A WebSocket handshake the server refuses on its own (400, 426): the client's doing."""
-    logger.info(
-        "event=refused client=%s reason=invalid_handshake status=%d detail=%s",
-        peer_name(client),
-        status,
-        escaped(detail),
-    )
+    events.refused_handshake(logger, connection, status, detail)
 
 
-def log_protocol_error(client: Client, code: int, detail: str) -> None:
+def log_protocol_error(connection: Connection, code: int, detail: str) -> None:
     """A connection the server fails for the client's error (1002, 1007); the close follows."""
-    logger.info(
-        "event=protocol_error client=%s code=%d detail=%s",
-        peer_name(client),
-        code,
-        escaped(detail),
-    )
+    events.protocol_error(logger, connection, code, detail)
 
 
-def log_too_big(client: Client, size: int | None, limit: int) -> None:
+def log_too_big(connection: Connection, size: int | None, limit: int) -> None:
     """A message refused with 1009. ``size`` is None where it is not known: a compressed message
     is inflated only up to the limit, so how far past it the whole would go is never computed."""
-    logger.info(
-        "event=too_big client=%s size=%s limit=%d",
-        peer_name(client),
-        "unknown" if size is None else size,
-        limit,
-    )
+    events.too_big(logger, connection, size, limit)
 
 
-def log_ping_timeout(client: Client, timeout: float | None) -> None:
-    logger.info("event=ping_timeout client=%s timeout=%s", peer_name(client), timeout)
+def log_ping_timeout(connection: Connection, timeout: float | None) -> None:
+    events.timeout(logger, connection, "ping", timeout)
+
+
+def log_handshake_timeout(connection: Connection, timeout: float) -> None:
+    events.timeout(logger, connection, "handshake", timeout)
 
 
 def plain_response(status: HTTPStatus) -> bytes:

@@ -56,14 +56,19 @@ from servers import (
     SHUTDOWN_REASON,
     TOO_BIG_REASON,
     Client,
+    Connection,
     compressed_size_bound,
+    connection,
+    log_handshake_timeout,
     log_http_refused,
     log_ping_timeout,
     log_protocol_error,
     log_refused_handshake,
     log_too_big,
+    new_connection_id,
     peer_name,
     plain_response,
+    with_connection_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -155,8 +160,11 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     message_wire_size = 0
     # The message being read, gathered from its frames once it has more than one.
     message_buffer: bytearray | None = None
+    # How the log names the connection, once the handshake's headers are gone (onOpen).
+    identity: Connection | None = None
 
     def connectionMade(self) -> None:
+        self.connection_id = new_connection_id()
         # Set before autobahn starts, these options win over the factory's
         # (docs/upstream.md#daphne-settings). autobahn's limits are off: the project's applies
         # in inflated bytes (docs/upstream.md#daphne-compressed-limit). Then the versions
@@ -244,6 +252,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             )
             self.websocket_extensions_in_use = [self._perMessageCompress]
             self.compression = None
+        self.identity = self.connection()
         # docs/upstream.md#daphne-handshake-kept
         self.http_request_data = self.http_response_data = None
         self.http_headers = {}
@@ -332,7 +341,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
     def refuse_too_big(self, size: int | None) -> None:
         """Fails the connection with 1009, logged here: the application never sees the message
         (docs/upstream.md#daphne-too-big-log)."""
-        log_too_big(self.client(), size, self.max_message_size)
+        log_too_big(self.connection(), size, self.max_message_size)
         self._fail_connection(self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG, TOO_BIG_REASON)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -357,7 +366,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             return
         # too_big is logged where it is found (refuse_too_big).
         if self.state == self.STATE_OPEN and code != self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG:
-            log_protocol_error(self.client(), code, reason)
+            log_protocol_error(self.connection(), code, reason)
         application = self.running_application()
         if self.state != self.STATE_OPEN or application is None:
             super()._fail_connection(code, reason)
@@ -426,6 +435,12 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         address = getattr(self, "client_addr", None)
         return address or socket_peer(self.transport)  # type: ignore[no-any-return]
 
+    def connection(self) -> Connection:
+        """The connection as every log line names it, the application's included."""
+        if self.identity is not None:
+            return self.identity
+        return connection(self.connection_id, self.client(), getattr(self, "http_headers", {}))
+
     def running_application(self) -> asyncio.Future[Any] | None:
         instance = self.server.connections.get(self, {}).get("application_instance")
         return None if instance is None or instance.done() else instance
@@ -439,7 +454,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         if any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders or []):
             code = 426
         if code in (400, 426):  # autobahn's own checks; 403 and 503 are logged where decided
-            log_refused_handshake(self.client(), code, reason)
+            log_refused_handshake(self.connection(), code, reason)
         super().failHandshake(reason, code, responseHeaders)
 
     def sendCloseFrame(
@@ -453,7 +468,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
 
     def onAutoPingTimeout(self) -> None:
         # docs/upstream.md#daphne-unlogged-events
-        log_ping_timeout(self.client(), self.autoPingTimeout)
+        log_ping_timeout(self.connection(), self.autoPingTimeout)
         super().onAutoPingTimeout()
 
     def dropConnection(self, abort: bool = False) -> None:
@@ -552,6 +567,7 @@ class EchoHTTPChannel(http.HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        self.connection_id = new_connection_id()
         self.first_request_deadline = self.callLater(
             settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
         )
@@ -559,13 +575,13 @@ class EchoHTTPChannel(http.HTTPChannel):
     def client(self) -> Client:
         return socket_peer(self.transport)
 
+    def connection(self) -> Connection:
+        """The connection as the log names it: by its socket, its request unread."""
+        return connection(self.connection_id, self.client())
+
     def handshake_expired(self) -> None:
         self.first_request_deadline = None
-        logger.info(
-            "event=handshake_timeout client=%s timeout=%s",
-            peer_name(self.client()),
-            settings.ECHO_HANDSHAKE_TIMEOUT,
-        )
+        log_handshake_timeout(self.connection(), settings.ECHO_HANDSHAKE_TIMEOUT)
         self.transport.abortConnection()
 
     def allContentReceived(self) -> None:
@@ -608,7 +624,7 @@ class EchoHTTPChannel(http.HTTPChannel):
         if self.refused:
             return
         self.refused = True
-        log_http_refused(self.client(), status)
+        log_http_refused(self.connection(), status)
         self.clearLineBuffer()
         self.transport.write(plain_response(status))
         self.transport.loseWriteConnection()
@@ -782,9 +798,12 @@ class EchoServer(Server):
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:
         """Starts the application of a connection, a WebSocket's with its subprotocols as
-        offered (docs/upstream.md#daphne-unquoted-subprotocols)."""
+        offered (docs/upstream.md#daphne-unquoted-subprotocols), and the connection's id."""
         if scope["type"] == "websocket":
             scope["subprotocols"] = offered_subprotocols(scope["headers"])
+            connection_id = getattr(protocol, "connection_id", None)
+            if connection_id is not None:
+                scope = with_connection_id(scope, connection_id, settings.ECHO_MAX_MESSAGE_SIZE)
         return self.start_application(protocol, scope)
 
     def start_application(self, protocol: Any, scope: dict[str, Any]) -> ApplicationQueue | None:

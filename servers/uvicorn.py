@@ -58,14 +58,18 @@ from servers import (
     FAILURE_GRACE,
     SHUTDOWN_REASON,
     TOO_BIG_REASON,
+    Connection,
     compressed_size_bound,
+    connection,
+    log_handshake_timeout,
     log_http_refused,
     log_ping_timeout,
     log_protocol_error,
     log_refused_handshake,
     log_too_big,
-    peer_name,
+    new_connection_id,
     plain_response,
+    with_connection_id,
 )
 from servers.frames import UTF8_DECODER, TextFrameCheck, frame_header
 
@@ -194,6 +198,7 @@ class EchoHTTPProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.connection_id = new_connection_id()
         self.timeout_keep_alive = settings.ECHO_HANDSHAKE_TIMEOUT
         self.deadline = self.loop.call_later(
             settings.ECHO_HANDSHAKE_TIMEOUT, self.handshake_expired
@@ -251,7 +256,7 @@ class EchoHTTPProtocol(HttpToolsProtocol):
         """Answers ``status`` and ends the server's side of TCP, reading on, so that the answer
         is not lost to a reset while the client is still sending its request."""
         self.refused = True
-        log_http_refused(self.client, status)
+        log_http_refused(connection(self.connection_id, self.client), status)
         self.cancel_deadline()
         self.transport.write(plain_response(status))
         if self.transport.can_write_eof():
@@ -266,10 +271,8 @@ class EchoHTTPProtocol(HttpToolsProtocol):
 
     def handshake_expired(self) -> None:
         self.deadline = None
-        logger.info(
-            "event=handshake_timeout client=%s timeout=%s",
-            peer_name(self.client),
-            settings.ECHO_HANDSHAKE_TIMEOUT,
+        log_handshake_timeout(
+            connection(self.connection_id, self.client), settings.ECHO_HANDSHAKE_TIMEOUT
         )
         self.transport.close()
 
@@ -321,6 +324,9 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.connection_id = new_connection_id()
+        # The handshake's headers, once read: they name the client behind a trusted proxy.
+        self.request_headers: Any = ()
         # Rebuilt with the project's size limit and compression settings
         # (docs/upstream.md#uvicorn-settings).
         extensions = []
@@ -464,10 +470,13 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         # 426 for an unsupported version (docs/upstream.md#uvicorn-version-426); a missing or
         # malformed one is left to websockets' checks (400).
+        self.request_headers = event.headers
         versions = event.headers.get_all("Sec-WebSocket-Version")
         if len(versions) == 1 and versions[0].isdigit() and versions[0] != SUPPORTED_VERSION:
             log_refused_handshake(
-                self.client, HTTPStatus.UPGRADE_REQUIRED, f"unsupported version {versions[0]}"
+                self.connection(),
+                HTTPStatus.UPGRADE_REQUIRED,
+                f"unsupported version {versions[0]}",
             )
             response = self.conn.reject(
                 HTTPStatus.UPGRADE_REQUIRED,
@@ -482,8 +491,12 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         if self.response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
             error = self.conn.handshake_exc
-            log_refused_handshake(self.client, self.response.status_code, str(error))
+            log_refused_handshake(self.connection(), self.response.status_code, str(error))
             return
+        # The application starts once this returns; it names the connection by the same id.
+        self.scope = with_connection_id(  # type: ignore[assignment]
+            self.scope, self.connection_id, self.max_message_size
+        )
         self.text_check = TextFrameCheck()
         # What follows the request waits for the application's accept
         # (docs/upstream.md#uvicorn-frames-with-handshake).
@@ -496,6 +509,10 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
                 compressed_size_bound(self.max_message_size) + CONTROL_FRAME_ROOM
             )
 
+    def connection(self) -> Connection:
+        """The connection as every log line names it, the application's included."""
+        return connection(self.connection_id, self.client, self.request_headers)
+
     def refuse_handshake(self) -> None:
         """Answers a request head websockets could not read: its 431, or a 400 for a head it
         cannot parse at all (docs/upstream.md#uvicorn-unreadable-handshake)."""
@@ -507,7 +524,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             status = HTTPStatus.BAD_REQUEST
         if not written:
             written = self.conn.reject(status, f"{status.phrase}.\n").serialize()
-        log_http_refused(self.client, status)
+        log_http_refused(self.connection(), status)
         self.handshake_initiated = self.handshake_complete = self.close_sent = True
         self.transport.write(written)
         self.transport.close()
@@ -674,7 +691,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
     def log_failure(self, close: Close) -> None:
         # docs/upstream.md#uvicorn-unlogged-failures
         if close.code != CloseCode.MESSAGE_TOO_BIG:
-            log_protocol_error(self.client, close.code, close.reason)
+            log_protocol_error(self.connection(), close.code, close.reason)
             return
         size = self.too_big_size
         error = self.conn.parser_exc
@@ -682,7 +699,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
             # A frame websockets refused by its header: the message's size is known, unless
             # the frame was compressed.
             size = None if self.message_compressed else error.size + (error.current_size or 0)
-        log_too_big(self.client, size, self.max_message_size)
+        log_too_big(self.connection(), size, self.max_message_size)
 
     def release_close(self) -> None:
         """Sends the held close frame and ends the server's side of TCP, as websockets asks
@@ -723,7 +740,7 @@ class EchoWebSocketProtocol(WebSocketsSansIOProtocol):
         self.pending_ping_payload = None
         if self.close_sent or self.transport.is_closing():
             return
-        log_ping_timeout(self.client, self.ping_timeout)
+        log_ping_timeout(self.connection(), self.ping_timeout)
         self.transport.abort()
 
     def on_task_complete(self, task: asyncio.Task[None]) -> None:

@@ -1,6 +1,6 @@
 """The project under real ASGI server processes, for live tests.
 
-Servers are started through ``servers.launcher``: each picks its own free loopback port, gets
+Servers are started through ``tests.launcher``: each picks its own free loopback port, gets
 an environment built from scratch (so a developer's exported variables do not leak in), writes
 its output to a log file the test can read, and is stopped by the PID it was started with.
 """

@@ -21,16 +21,21 @@ from django.urls import path as route
 from django.urls import re_path
 from pytest_django import Settings
 
-from echo.consumers import EchoConsumer, UnknownPathConsumer
+from echo.consumers import EchoConsumer, UnknownPathConsumer, with_shared_concerns
 from project.origin import BrowserOriginValidator
 from tests.timing import bound
 
 ClientFactory = Callable[..., WebsocketCommunicator]
 Wrapper = Callable[[Any], Any]
 
-# The same routes as the project's, serving the plain consumer.
+# The same routes as the project's, serving the plain consumer with the same shared pieces.
 STOCK_APPLICATION = BrowserOriginValidator(
-    URLRouter([route("echo", EchoConsumer.as_asgi()), re_path(r"", UnknownPathConsumer.as_asgi())])
+    URLRouter(
+        [
+            route("echo", with_shared_concerns(EchoConsumer.as_asgi())),
+            re_path(r"", UnknownPathConsumer.as_asgi()),
+        ]
+    )
 )
 
 

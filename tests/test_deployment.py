@@ -190,6 +190,40 @@ async def test_forwarded_for_is_ignored_from_untrusted_peers(site: Deployment) -
     assert "198.51.100.9" not in await logged_client(backend.log, STRANGER_ADDRESS)
 
 
+# A client address of its own, so that its lines are the only ones from it.
+IDENTIFIED_ADDRESS = "127.0.0.5"
+# deploy/channels-echo.env leaves ECHO_MAX_MESSAGE_SIZE at its default.
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+
+
+async def test_server_and_application_lines_name_one_connection_alike(site: Deployment) -> None:
+    """Behind nginx, the server's too_big line and the consumer's accepted and closed lines of
+    one connection carry the same client (the real address, with the port nginx connected
+    from) and the same connection id."""
+    async with site.connect(local_addr=(IDENTIFIED_ADDRESS, 0), max_size=None) as ws:
+        await ws.send(bytes(DEFAULT_MAX_MESSAGE_SIZE + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    log = await wait_for_log(site.backend_log, f"event=closed client={IDENTIFIED_ADDRESS}:")
+    lines = {
+        event: re.findall(rf".* event={event} client={IDENTIFIED_ADDRESS}:\S+ .*", log)
+        for event in ("too_big", "accepted", "closed")
+    }
+    assert all(len(found) == 1 for found in lines.values()), lines
+    (too_big,), (accepted,), (closed_line,) = lines.values()
+    assert " servers event=too_big " in too_big
+    identities = {
+        (re.search(r" (client=\S+)", line).group(1), line.split()[-1])  # type: ignore[union-attr]
+        for line in (too_big, accepted, closed_line)
+    }
+    assert len(identities) == 1, identities
+    ((client, conn),) = identities
+    assert re.fullmatch(rf"client={re.escape(IDENTIFIED_ADDRESS)}:[1-9][0-9]*", client)
+    assert re.fullmatch(r"conn=[0-9a-f]+", conn)
+
+
 @pytest.mark.parametrize("kind", BACKEND_KINDS)
 async def test_sigterm_closes_with_1001_and_nginx_routes_around(
     kind: str, tmp_path_factory: pytest.TempPathFactory

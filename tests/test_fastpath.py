@@ -4,6 +4,7 @@ only where nothing needs it."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -174,3 +175,29 @@ async def test_database_keeps_channels_cleanup(
     settings.DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
     _, cleanups = await messages_cost(monkeypatch, FastEcho)
     assert cleanups == MESSAGES
+
+
+async def test_echo_takes_the_direct_path(
+    monkeypatch: pytest.MonkeyPatch, static_root: Path
+) -> None:
+    """``/echo``, with every piece it shares around it, hands each message straight to
+    ``receive()``: Channels' ``websocket_receive`` is never called, so no piece has turned the
+    fast path's direct dispatch off."""
+    from project.asgi import application
+
+    calls = 0
+    stock_websocket_receive = AsyncWebsocketConsumer.websocket_receive
+
+    async def counting(self: AsyncWebsocketConsumer, message: dict[str, Any]) -> None:
+        nonlocal calls
+        calls += 1
+        await stock_websocket_receive(self, message)
+
+    monkeypatch.setattr(AsyncWebsocketConsumer, "websocket_receive", counting)
+    client = WebsocketCommunicator(application, "/echo", subprotocols=["echo"])
+    assert (await client.connect(timeout=bound(1)))[0]
+    for number in range(MESSAGES):
+        await client.send_to(text_data=str(number))
+        assert await client.receive_from(timeout=bound(1)) == str(number)
+    await client.disconnect()
+    assert calls == 0

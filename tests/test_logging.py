@@ -52,7 +52,7 @@ def test_disallowed_host_is_an_info_line(collected: list[logging.LogRecord]) -> 
     assert record.exc_info is None
     assert record.getMessage() == (
         "event=http_refused client=198.51.100.4 status=400 reason=disallowed_host "
-        "method=GET path=/ host=evil.example"
+        "method=GET path=/ host=evil.example conn=-"
     )
 
 
@@ -65,7 +65,7 @@ def test_bad_request_is_an_info_line(collected: list[logging.LogRecord]) -> None
     assert record.levelno == logging.INFO
     assert record.getMessage() == (
         "event=http_refused client=192.0.2.9 status=405 reason=method_not_allowed "
-        "method=POST path=/%C3%A9cho host=echo.example.com"
+        "method=POST path=/%C3%A9cho host=echo.example.com conn=-"
     )
 
 

@@ -169,3 +169,49 @@ def test_switched_off(client: Client, settings: Settings) -> None:
     """ECHO_METRICS=off takes /metrics away (404)."""
     settings.ECHO_METRICS = False
     assert client.get("/metrics").status_code == 404
+
+
+async def test_too_big_counts_in_one_series_whichever_layer_refused_it(
+    client: Client, echo_client: Callable[..., WebsocketCommunicator], settings: Settings
+) -> None:
+    """A message refused with 1009 by the server's adjustments and one refused by the
+    application (as under a stock server) count in the same series, once each."""
+    from project.connection import Connection
+    from servers import log_too_big
+
+    before = scrape(client)
+    log_too_big(Connection("192.0.2.1:4000", "1"), None, 64)
+    settings.ECHO_MAX_MESSAGE_SIZE = 64
+    websocket = echo_client()
+    assert (await websocket.connect())[0]
+    await websocket.send_to(bytes_data=bytes(65))
+    assert (await websocket.receive_output())["code"] == 1009
+    await websocket.disconnect(code=1009)
+    after = changes(before, scrape(client))
+    assert after[series("echo_messages_too_big_total")] == 2
+
+
+def test_event_series_exist_from_the_start(client: Client) -> None:
+    """Every series of the server's and the application's events is there before any event:
+    each refusal reason, protocol error code, timeout kind and refused HTTP status."""
+    samples = scrape(client)
+    expected = {
+        *(
+            series("echo_connections_refused_total", reason=reason)
+            for reason in (
+                "subprotocol_missing",
+                "foreign_origin",
+                "unknown_path",
+                "capacity",
+                "invalid_handshake",
+            )
+        ),
+        *(series("echo_protocol_errors_total", code=code) for code in ("1002", "1007", "other")),
+        *(series("echo_timeouts_total", kind=kind) for kind in ("handshake", "ping", "idle")),
+        *(
+            series("echo_http_refused_total", status=status)
+            for status in ("400", "403", "404", "405", "431", "other")
+        ),
+        series("echo_messages_too_big_total"),
+    }
+    assert expected <= set(samples)

@@ -26,7 +26,7 @@ async def client_seen(peer: str, headers: list[tuple[bytes, bytes]]) -> tuple[ob
     async def application(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         seen.update(scope)
 
-    scope = {"type": "websocket", "client": (peer, 5000), "scheme": "ws", "headers": headers}
+    scope = {"type": "websocket", "client": (peer, PEER[1]), "scheme": "ws", "headers": headers}
     await TrustedProxyHeaders(application)(scope, None, None)
     return seen["client"], seen["scheme"]  # type: ignore[return-value]
 
@@ -43,7 +43,7 @@ def trusted(settings: Settings) -> None:
 async def test_trusted_proxy_names_the_client() -> None:
     """From a trusted proxy, X-Forwarded-For and X-Forwarded-Proto set client and scheme."""
     headers = [(b"x-forwarded-for", b"198.51.100.1"), (b"x-forwarded-proto", b"https")]
-    assert await client_seen("127.0.0.1", headers) == (("198.51.100.1", 0), "wss")
+    assert await client_seen("127.0.0.1", headers) == (("198.51.100.1", 5000), "wss")
 
 
 async def test_untrusted_peer_is_taken_at_its_word() -> None:
@@ -55,14 +55,14 @@ async def test_untrusted_peer_is_taken_at_its_word() -> None:
 async def test_chain_of_trusted_proxies_is_skipped() -> None:
     """Through two trusted proxies, the client is the right-most address neither of them is."""
     headers = [(b"x-forwarded-for", b"6.6.6.6, 198.51.100.1, 10.1.2.3")]
-    assert (await client_seen("127.0.0.1", headers))[0] == ("198.51.100.1", 0)
+    assert (await client_seen("127.0.0.1", headers))[0] == ("198.51.100.1", 5000)
 
 
 async def test_a_line_of_the_clients_own_comes_first() -> None:
     """A proxy that appends its own header line leaves the client's line first; the proxy's,
     read from the right, names the client."""
     headers = forwarded_for("127.0.0.1", "198.51.100.1")
-    assert (await client_seen("127.0.0.1", headers))[0] == ("198.51.100.1", 0)
+    assert (await client_seen("127.0.0.1", headers))[0] == ("198.51.100.1", 5000)
 
 
 @pytest.mark.parametrize(
@@ -176,8 +176,8 @@ def expected_client(hops: list[tuple[str, str]]) -> object:
         return PEER
     for hop, kind in reversed(hops):
         if kind != "proxy":
-            return (str(ip_address(hop)), 0) if kind == "client" else None
-    return (hops[0][0], 0)
+            return (str(ip_address(hop)), PEER[1]) if kind == "client" else None
+    return (hops[0][0], PEER[1])
 
 
 # The settings fixture holds the same trusted proxies for every example.
@@ -213,4 +213,4 @@ def test_nothing_a_client_writes_changes_who_it_is(
     lines += proxies
     peer = proxies[-1] if proxies else "127.0.0.1"
     client, _ = asyncio.run(client_seen(peer, forwarded_for(*lines)))
-    assert client == (str(ip_address(seen)), 0)
+    assert client == (str(ip_address(seen)), PEER[1])

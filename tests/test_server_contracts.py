@@ -358,6 +358,7 @@ OVERLAPS = {
             "read_paused",
             "receive",
             "resume_writing",
+            "scope",
             "send",
             "send_receive_event_to_app",
             "shutdown",
