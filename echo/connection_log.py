@@ -118,31 +118,28 @@ class LoggedConnection:
         )
 
     def send(self, message: Message) -> Any:
-        # A plain function, but for an outgoing message, counted once the server has taken it.
+        # A plain function: a message out costs one call, counted as it is handed to the server
+        # (a send the server fails ends the connection, whose task then ends with the error).
         kind = message["type"]
         if kind == "websocket.send":
-            return (
-                self.send_message(message)
-                if self.counts is not None
-                else self.server_send(message)
-            )
+            counts = self.counts
+            if counts is not None:
+                text = message.get("text")
+                if text is not None:
+                    counts.text_out += 1
+                    counts.text_bytes_out += (
+                        len(text) if text.isascii() else len(text.encode("utf-8"))
+                    )
+                else:
+                    counts.binary_out += 1
+                    counts.binary_bytes_out += len(message["bytes"])
+            return self.server_send(message)
         if kind == "websocket.accept":
             return self.accept(message)
         if kind == "websocket.close":
             self.counting = False
             self.accepting = False
         return self.server_send(message)
-
-    async def send_message(self, message: Message) -> None:
-        await self.server_send(message)
-        counts = self.counts
-        text = message.get("text")
-        if text is not None:
-            counts.text_out += 1
-            counts.text_bytes_out += len(text) if text.isascii() else len(text.encode("utf-8"))
-        else:
-            counts.binary_out += 1
-            counts.binary_bytes_out += len(message["bytes"])
 
     async def accept(self, message: Message) -> None:
         await self.server_send(message)
