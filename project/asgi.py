@@ -26,8 +26,8 @@ except InvalidSetting as error:
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import re_path
 
-from echo.consumers import UnknownPathConsumer
 from echo.routing import websocket_urlpatterns
+from echo.unknown_path import UnknownPathConsumer
 from project.connection import ConnectionIds
 from project.origin import BrowserOriginValidator
 from project.proxy import TrustedProxyHeaders

@@ -21,7 +21,9 @@ from django.urls import path as route
 from django.urls import re_path
 from pytest_django import Settings
 
-from echo.consumers import EchoConsumer, UnknownPathConsumer, with_shared_concerns
+from echo.consumers import EchoConsumer
+from echo.routing import with_shared_concerns
+from echo.unknown_path import UnknownPathConsumer
 from project.origin import BrowserOriginValidator
 from tests.timing import bound
 

@@ -15,8 +15,11 @@ from pytest_django import Settings
 from echo import capacity
 from echo.capacity import ConnectionLimit
 from echo.connection_log import ConnectionLog
+from echo.consumers import EchoConsumer
 from echo.idle import IdleTimeout
 from echo.message_size import MessageSizeLimit
+from echo.subprotocol import SubprotocolRequired
+from project.events import REFUSED
 from tests.timing import bound
 
 
@@ -126,3 +129,36 @@ async def test_message_size_limit_stands_aside_for_a_server_that_enforces_it(
     scope["extensions"]["message_size_limit"]["bytes"] = 9
     await MessageSizeLimit(application)(scope, receive, send)
     assert seen["receive"] is not receive
+
+
+async def test_subprotocol_required_alone_refuses_a_client_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bare consumer wrapped in ``SubprotocolRequired`` alone never sees a handshake without
+    the subprotocol: it is refused (HTTP 403), logged with what was offered, and counted."""
+    before = REFUSED.labels(reason="subprotocol_missing")._value.get()
+    client = WebsocketCommunicator(
+        SubprotocolRequired(BareEcho.as_asgi(), "echo"), "/", subprotocols=["chat"]
+    )
+    connected, status = await client.connect(timeout=bound(1))
+    assert (connected, status) == (False, 1000)
+    assert "event=refused client=" in caplog.text
+    assert "reason=subprotocol_missing offered=chat " in caplog.text
+    assert REFUSED.labels(reason="subprotocol_missing")._value.get() == before + 1
+    accepted = WebsocketCommunicator(
+        SubprotocolRequired(BareEcho.as_asgi(), "echo"), "/", subprotocols=["chat", "echo"]
+    )
+    assert (await accepted.connect(timeout=bound(1)))[0]
+    await accepted.disconnect()
+
+
+async def test_echo_consumer_alone_refuses_a_client_without_echo() -> None:
+    """``EchoConsumer`` copied without any piece still refuses a client that does not offer
+    ``echo``, and echoes for one that does."""
+    refused = WebsocketCommunicator(EchoConsumer.as_asgi(), "/", subprotocols=["chat"])
+    assert (await refused.connect(timeout=bound(1)))[0] is False
+    client = WebsocketCommunicator(EchoConsumer.as_asgi(), "/", subprotocols=["echo"])
+    assert await client.connect(timeout=bound(1)) == (True, "echo")
+    await client.send_to(bytes_data=b"\x00\x01")
+    assert await client.receive_from(timeout=bound(1)) == b"\x00\x01"
+    await client.disconnect()
