@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import logging
 import zlib
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -72,8 +71,6 @@ from servers import (
     with_connection_id,
 )
 from servers.frames import UTF8_DECODER, TextFrameCheck, frame_header
-
-logger = logging.getLogger(__name__)
 
 SUPPORTED_VERSION = "13"
 # The largest request head read, as daphne's (Twisted's)
