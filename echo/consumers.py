@@ -7,16 +7,13 @@ anything reaches it. It needs nothing but Channels, so it can be copied as it is
 
 What every connection here shares is not in the consumer but in pieces wrapped around it in
 ``echo/routing.py``, each an ASGI middleware in a module of its own that works with any
-consumer. ``/echo`` serves ``FastEchoConsumer``, the same consumer on
-``FastWebsocketConsumer``, which delivers messages with less overhead and changes nothing else
-(``echo.fastpath``).
+consumer; ``/echo`` serves this consumer on ``FastWebsocketConsumer`` (``echo.fastpath``),
+which delivers messages with less overhead and changes nothing else.
 """
 
 from __future__ import annotations
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-
-from echo.fastpath import FastWebsocketConsumer
 
 SUBPROTOCOL = "echo"
 
@@ -32,11 +29,3 @@ class EchoConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.send(text_data=text_data, bytes_data=bytes_data)
-
-
-class FastEchoConsumer(FastWebsocketConsumer, EchoConsumer):
-    """What ``/echo`` serves: ``EchoConsumer`` on the fast path (``echo/fastpath.py``).
-
-    It changes how fast messages reach ``EchoConsumer``, not what it does with them; the
-    consumer tests run against both.
-    """

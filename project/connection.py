@@ -2,7 +2,8 @@
 
 A connection is named in every log line by two fields: ``client=``, who it is from (the
 address a trusted proxy names, with the socket's port, or the socket's peer: see
-``project.proxy.forwarded_client``), and ``conn=``, an id of a few hex digits that no other
+``project.proxy.forwarded_client``, which ``project.proxy.TrustedProxyHeaders`` and the servers'
+``servers.connection`` apply), and ``conn=``, an id of a few hex digits that no other
 connection of the same process has had (a counter). The server assigns the id when it sees the
 connection and hands it to the application in the ASGI scope, as the extension
 ``scope["extensions"]["connection"] == {"id": ...}`` (ASGI's place for what a server adds to
@@ -14,11 +15,9 @@ application assigns one itself, the first time it asks. Only the project's adjus
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from project.logfields import Client, peer_name
-from project.proxy import Headers, forwarded_client
+from project.logfields import peer_name
 
 EXTENSION = "connection"
 # The project's servers also say that they refuse messages over a size limit themselves, and
@@ -39,26 +38,6 @@ class Connection(NamedTuple):
 
     client: str
     id: str
-
-
-def connection_of(
-    peer: Client, headers: Iterable[tuple[bytes | str, bytes | str]], connection_id: str
-) -> Connection:
-    """What a server's log lines call a connection, from its socket's peer and its request's
-    headers (byte or text pairs, names in any case): the same as the application calls it
-    (``scope_connection``)."""
-    return Connection(peer_name(forwarded_client(peer, ascii_headers(headers))), connection_id)
-
-
-def ascii_headers(headers: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
-    """Headers as ASGI has them: lower-case names, values as bytes (Latin-1)."""
-    return [
-        (
-            (name if isinstance(name, bytes) else name.encode("latin-1")).lower(),
-            value if isinstance(value, bytes) else value.encode("latin-1"),
-        )
-        for name, value in headers
-    ]
 
 
 def with_connection_id(

@@ -16,15 +16,17 @@ application in the scope. docs/upstream.md lists the defect behind each adjustme
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
 from project import events
-from project.connection import Connection, connection_of
+from project.connection import Connection
 from project.connection import new_connection_id as new_connection_id
 from project.connection import with_connection_id as with_connection_id
 from project.logfields import Client as Client
 from project.logfields import peer_name as peer_name
+from project.proxy import Headers, forwarded_client
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,24 @@ def compressed_size_bound(size: int) -> int:
 def connection(connection_id: str, peer: Client, headers: Any = ()) -> Connection:
     """A connection as every log line names it, from what a server knows of it: the id it
     gave it, the socket's peer, and the request's headers once they are read (autobahn's dict
-    of names to values, websockets' ``Headers``, or ASGI's byte pairs)."""
+    of names to values, websockets' ``Headers``, or ASGI's byte pairs): the same as the
+    application calls it (``project.connection.scope_connection``)."""
     if hasattr(headers, "raw_items"):
         headers = headers.raw_items()
     elif hasattr(headers, "items"):
         headers = headers.items()
-    return connection_of(peer, headers, connection_id)
+    return Connection(peer_name(forwarded_client(peer, ascii_headers(headers))), connection_id)
+
+
+def ascii_headers(headers: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
+    """Headers as ASGI has them: lower-case names, values as bytes (Latin-1)."""
+    return [
+        (
+            (name if isinstance(name, bytes) else name.encode("latin-1")).lower(),
+            value if isinstance(value, bytes) else value.encode("latin-1"),
+        )
+        for name, value in headers
+    ]
 
 
 def log_http_refused(connection: Connection, status: HTTPStatus) -> None:

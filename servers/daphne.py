@@ -453,7 +453,7 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         # docs/upstream.md#daphne-unlogged-events.
         if any(name.lower() == "sec-websocket-version" for name, _ in responseHeaders or []):
             code = 426
-        if code in (400, 426):  # autobahn's own checks; 403 and 503 are logged where decided
+        if code in (400, 405, 426):  # autobahn's own checks; 403 and 503 are logged elsewhere
             log_refused_handshake(self.connection(), code, reason)
         super().failHandshake(reason, code, responseHeaders)
 

@@ -246,6 +246,23 @@ def test_refused_handshake_is_an_info_line(
         assert_no_warnings_about(echo_server, client, since)
 
 
+def test_websocket_handshake_by_post_is_refused_with_405(echo_server: LiveServer) -> None:
+    """A WebSocket handshake sent as a POST gets 405 and one INFO line naming its status, as any
+    handshake the server refuses, under every server."""
+    since = echo_server.log_end()
+    with RawClient(HOST, echo_server.port, timeout=bound(5)) as client:
+        client.send(
+            b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: echo\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+        assert client.read_response().status == 405
+        (refused,) = client_lines(echo_server, client, "refused", since)
+        assert " reason=invalid_handshake status=405 " in refused
+        assert_no_warnings_about(echo_server, client, since)
+
+
 @pytest.mark.parametrize(
     "offer",
     ["echo, \u00c3\u00a9", "\u00ff", "echo, \u00e2\u0080\u00a8"],
