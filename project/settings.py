@@ -135,13 +135,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = env_str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "project.static.HashedStaticFilesStorage"
-    },
+    # Hashed whatever DJANGO_DEBUG says, so that collectstatic always writes what production
+    # serves; under DEBUG pages link the plain names, which runserver serves from the apps.
+    "staticfiles": {"BACKEND": "project.static.HashedStaticFilesStorage"},
 }
-
 USE_TZ = True
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -8,7 +8,7 @@ cannot load a new ``app.js`` with an old ``closing.js`` from a cache.
 
 from __future__ import annotations
 
-from django.conf import STATICFILES_STORAGE_ALIAS
+from django.conf import STATICFILES_STORAGE_ALIAS, settings
 from django.contrib.staticfiles.storage import ManifestFilesMixin
 from django.core.files.storage import storages
 from whitenoise.storage import CompressedManifestStaticFilesStorage
@@ -27,6 +27,8 @@ def static_files_problem() -> str | None:
     The storage reads the manifest once, when first used, and WhiteNoise reads the folder once,
     when the HTTP handler is built: a process that started without them fails every page until
     it is restarted, and the answer, kept in memory, costs a probe nothing to read."""
+    if settings.DEBUG:
+        return None
     try:
         storage = storages[STATICFILES_STORAGE_ALIAS]
     except ValueError as error:  # a manifest that cannot be read

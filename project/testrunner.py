@@ -41,7 +41,7 @@ class PytestTestRunner:
         if importlib.util.find_spec("pytest") is None:
             sys.stderr.write(
                 "manage.py test runs the suite with pytest, which is not installed: "
-                "use `make test`\n"
+                "use `make test` in a checkout (it installs requirements-dev.lock)\n"
             )
             return 1
         arguments = [pytest_label(label) for label in test_labels]

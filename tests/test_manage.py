@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,31 @@ def test_database_commands_say_there_is_no_database(command: str, line: str) -> 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines() == [line]
     assert completed.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["flush", "dbshell", "sqlflush", "inspectdb"])
+def test_other_database_commands_fail_with_one_line(command: str) -> None:
+    """Any other command that needs a database fails with one line saying there is none, and
+    no traceback."""
+    completed = manage(command, "--noinput") if command == "flush" else manage(command)
+    assert completed.returncode != 0
+    assert completed.stderr.splitlines() == [
+        f"manage.py {command}: channels-echo needs no database, and has none"
+    ]
+
+
+def test_collectstatic_writes_hashed_files_under_debug_too(tmp_path: Path) -> None:
+    """``collectstatic`` with manage.py's development default (DEBUG on) writes the hashed
+    files and the manifest production serves from, as it does with DEBUG off."""
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=PROJECT_DIR,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_STATIC_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=bound(120),
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "staticfiles.json").exists()
+    assert list((tmp_path / "echo").glob("app.*.js"))
