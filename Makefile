@@ -11,9 +11,10 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# Debian packages the live tests drive: a real browser, a real proxy for the deployment, and
-# podman (with runc, and debootstrap for a local base image) for the container image.
-SYSTEM_PACKAGES := chromium nginx podman runc debootstrap
+# Debian packages the live tests drive: a real browser, a real proxy for the deployment,
+# podman (with runc, and debootstrap for a local base image) for the container image, and a
+# real channel layer and database server for the fast consumer (Redis, PostgreSQL).
+SYSTEM_PACKAGES := chromium nginx podman runc debootstrap redis-server postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system-packages run serve serve-uvicorn collectstatic test runtime-check lint \
