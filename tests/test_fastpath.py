@@ -1,35 +1,24 @@
 """``FastWebsocketConsumer`` as a reusable piece: Channels' contract kept, its overhead dropped
-only where nothing needs it."""
+only where nothing needs it. Its database and channel layer behaviour have files of their own
+(tests/test_fastpath_database.py, tests/test_fastpath_layer.py), and the Channels and Django
+internals it relies on theirs (tests/test_fastpath_contracts.py)."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
-from channels import consumer as channels_consumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from channels.testing.websocket import WebsocketCommunicator
-from pytest_django import Settings
 
+from echo import fastpath
 from echo.fastpath import FastWebsocketConsumer
+from tests.costs import Costs, counted
 from tests.timing import bound
 
 MESSAGES = 50
-
-
-class Announcer(FastWebsocketConsumer):
-    """A consumer in a group, as a chat room would be, that also echoes its client."""
-
-    groups = ["listeners"]  # noqa: RUF012  (Channels' own attribute, a list by its contract)
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        await self.send(text_data=text_data, bytes_data=bytes_data)
-
-    async def announce(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=event["text"])
 
 
 class FastEcho(FastWebsocketConsumer):
@@ -101,18 +90,6 @@ async def test_send_refuses_no_payload_as_channels_does() -> None:
     assert errors[0] == errors[1]
 
 
-async def test_group_messages_arrive_with_a_channel_layer(settings: Settings) -> None:
-    """With a channel layer configured, a consumer in a group receives ``group_send`` messages
-    as well as its client's."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    client = await open_connection(Announcer)
-    await get_channel_layer().group_send("listeners", {"type": "announce", "text": "to all"})
-    assert await client.receive_from(timeout=bound(1)) == "to all"
-    await client.send_to(text_data="and an echo")
-    assert await client.receive_from(timeout=bound(1)) == "and an echo"
-    await client.disconnect()
-
-
 async def test_overridden_websocket_receive_is_called() -> None:
     """A subclass's ``websocket_receive`` gets every message, as under Channels' own loop."""
     client = await open_connection(ShoutingReceiver)
@@ -121,60 +98,56 @@ async def test_overridden_websocket_receive_is_called() -> None:
     await client.disconnect()
 
 
-async def messages_cost(
-    monkeypatch: pytest.MonkeyPatch, consumer: type[AsyncWebsocketConsumer]
-) -> tuple[int, int]:
-    """Tasks started and database clean-ups run while MESSAGES messages are echoed."""
-    tasks, cleanups = 0, 0
-    real_cleanup = channels_consumer.aclose_old_connections
-
-    def counting_factory(loop: asyncio.AbstractEventLoop, coroutine: Any, **kwargs: Any) -> Any:
-        nonlocal tasks
-        tasks += 1
-        return asyncio.Task(coroutine, loop=loop, **kwargs)
-
-    async def counting_cleanup() -> None:
-        nonlocal cleanups
-        cleanups += 1
-        await real_cleanup()
-
+async def echo_costs(consumer: type[AsyncWebsocketConsumer]) -> Costs:
+    """What echoing MESSAGES messages costs ``consumer``'s loop."""
     client = await open_connection(consumer)
-    monkeypatch.setattr(channels_consumer, "aclose_old_connections", counting_cleanup)
-    loop = asyncio.get_running_loop()
-    loop.set_task_factory(counting_factory)
-    try:
+    with counted() as costs:
         for number in range(MESSAGES):
             await client.send_to(text_data=str(number))
             assert await client.receive_from(timeout=bound(1)) == str(number)
-    finally:
-        loop.set_task_factory(None)
-        monkeypatch.undo()
     await client.disconnect()
-    return tasks, cleanups
+    return costs
 
 
-async def test_client_alone_costs_no_task_or_cleanup_per_message(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With neither a channel layer nor a database, messages reach the consumer without a task
-    or a database clean-up each; Channels' own loop spends one of each per message."""
-    fast_tasks, fast_cleanups = await messages_cost(monkeypatch, FastEcho)
-    stock_tasks, stock_cleanups = await messages_cost(monkeypatch, StockEcho)
+async def test_client_alone_costs_no_task_or_thread_hop_per_message() -> None:
+    """Without a channel layer, messages reach the consumer without a task or a worker-thread
+    hop each; Channels' own loop spends one of each per message."""
+    fast, stock = await echo_costs(FastEcho), await echo_costs(StockEcho)
     # The test client itself starts a task or two per message; Channels starts one more.
-    assert fast_tasks + MESSAGES <= stock_tasks
-    assert (fast_cleanups, stock_cleanups) == (0, MESSAGES)
+    assert fast.tasks + MESSAGES <= stock.tasks
+    assert (fast.thread_hops, stock.thread_hops) == (0, MESSAGES)
 
 
-# Django warns that DATABASES may not be overridden safely; only the setting's presence is read.
-@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES:UserWarning")
-async def test_database_keeps_channels_cleanup(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings
+async def test_another_channels_release_runs_on_channels_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With a database configured, stale database connections are closed before every message,
-    as Channels does."""
-    settings.DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-    _, cleanups = await messages_cost(monkeypatch, FastEcho)
-    assert cleanups == MESSAGES
+    """Under a Channels release other than the one it re-implements, the consumer runs on
+    Channels' own loop, and says so once."""
+    monkeypatch.setattr(fastpath, "RELEASE_MATCHES", False)
+    monkeypatch.setattr(fastpath, "announced", False)
+    monkeypatch.setattr("channels.__version__", "4.4.0")
+    with caplog.at_level(logging.INFO, logger="echo.fastpath"):
+        costs = await echo_costs(FastEcho)
+        await echo_costs(FastEcho)
+    assert costs.thread_hops == MESSAGES
+    assert [record.getMessage() for record in caplog.records] == [
+        "event=fast_path taken=no reason=channels_release channels=4.4.0 written_for=4.3 "
+        "consumer=tests.test_fastpath.FastEcho"
+    ]
+
+
+async def test_the_first_connection_says_the_fast_path_is_taken(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first connection of a process logs one line: the fast path is taken, and with which
+    channel layer."""
+    monkeypatch.setattr(fastpath, "announced", False)
+    with caplog.at_level(logging.INFO, logger="echo.fastpath"):
+        await echo_costs(FastEcho)
+        await echo_costs(FastEcho)
+    assert [record.getMessage() for record in caplog.records] == [
+        "event=fast_path taken=yes channel_layer=none consumer=tests.test_fastpath.FastEcho"
+    ]
 
 
 async def test_echo_takes_the_direct_path(

@@ -1,17 +1,26 @@
 """Django's database commands for a project without a database: one line saying there is nothing
 to do, where Django's own would end in a traceback from the dummy backend.
 
-channels-echo keeps ``DATABASES`` empty on purpose (``FastWebsocketConsumer`` skips Channels'
-loop only then). A project that configures a database gets Django's commands unchanged.
+channels-echo keeps ``DATABASES`` empty: an echo has nothing to store. A project that configures a
+database gets Django's commands unchanged.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from echo.fastpath import uses_database
+# What Django puts in DATABASES for a project that configures none.
+NO_DATABASE = "django.db.backends.dummy"
+
+
+def uses_database() -> bool:
+    return any(
+        database.get("ENGINE", NO_DATABASE) != NO_DATABASE
+        for database in settings.DATABASES.values()
+    )
 
 
 class WithoutDatabase(BaseCommand):
