@@ -102,6 +102,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stderr.close()  # type: ignore[union-attr]
         shutil.rmtree(root, ignore_errors=True)
 
 
