@@ -10,12 +10,9 @@ this list was checked against. The behaviour each adjustment gives is tested in
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import importlib
 import inspect
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +47,7 @@ from servers import daphne as daphne_adjustments
 from servers.uvicorn import EchoHTTPProtocol, EchoWebSocketProtocol, LazyPerMessageDeflate
 from tests import internals
 from tests.daphne_harness import CLIENT, DaphneServer
+from tests.fingerprints import fingerprint, statements
 from tests.peer import echo_application
 from tests.uvicorn_harness import Connection as UvicornConnection
 from tests.uvicorn_harness import RecordingTransport, loaded_config
@@ -474,12 +472,6 @@ def test_override_takes_the_parameters_of_the_original(cls: type, name: str, own
     assert list(ours) == list(inspect.signature(vars(owner)[name]).parameters)
 
 
-def fingerprint(function: Any) -> str:
-    """A function's body as a syntax tree, without its docstring, hashed: comments and line
-    breaks do not count."""
-    return hashlib.sha256("\n".join(statements(function)).encode()).hexdigest()[:16]
-
-
 def test_every_replacement_is_recorded() -> None:
     """Each library method that servers/ overrides without calling is in REPLACED."""
     assert sorted(f"{qualified(cls)}.{name}" for cls, name in REPLACEMENTS) == sorted(REPLACED)
@@ -512,17 +504,6 @@ async def test_autobahn_takes_per_connection_options(stock_daphne: DaphneServer)
     websocket.makeConnection(StringTransport())
     assert websocket.maxMessagePayloadSize == 77
     assert websocket.maxFramePayloadSize == stock_daphne.server.websocket_max_frame_size
-
-
-def statements(function: Any) -> list[str]:
-    """A function's body as syntax trees, without its docstring: comments and line breaks
-    do not count."""
-    (definition,) = ast.parse(textwrap.dedent(inspect.getsource(function))).body
-    assert isinstance(definition, ast.FunctionDef)
-    body = definition.body
-    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]
-    return [ast.dump(statement) for statement in body]
 
 
 def test_daphne_creates_applications_as_echo_server_does() -> None:
