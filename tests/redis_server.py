@@ -10,15 +10,14 @@ by another process means another try on another port. Every wait is bounded.
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from tests.launcher import ServerProcess
 from tests.timing import bound
 
 HOST = "127.0.0.1"
@@ -27,31 +26,13 @@ ATTEMPTS = 5
 POLL_INTERVAL = 0.05
 
 
-@dataclass
-class RedisServer:
-    """One running redis-server: where to reach it, and its log."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+class RedisServer(ServerProcess):
+    """One running redis-server: where to reach it, its log, and how to stop it (SIGTERM,
+    Redis's own shutdown, which saves nothing here: there are no save points)."""
 
     @property
     def url(self) -> str:
         return f"redis://{HOST}:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        """SIGTERM, Redis's own shutdown (it saves nothing, having no save points); SIGKILL if
-        it has not exited in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=bound(10))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=bound(10))
 
 
 def candidate_port() -> int:
@@ -76,6 +57,7 @@ def start(directory: Path) -> RedisServer:
     it answers PING."""
     if REDIS_SERVER is None:
         raise FileNotFoundError("redis-server is not installed (Debian's redis-server package)")
+    directory.mkdir(parents=True, exist_ok=True)
     for attempt in range(ATTEMPTS):
         port = candidate_port()
         log_path = directory / f"redis-{attempt}.log"
@@ -95,7 +77,7 @@ def start(directory: Path) -> RedisServer:
             if answers_ping(port):
                 return server
             time.sleep(POLL_INTERVAL)
-        server.stop()
+        server.stop(timeout=bound(10))
         if "Address already in use" not in server.log():
             raise RuntimeError(f"redis-server did not answer on {HOST}:{port}:\n{server.log()}")
     raise RuntimeError(f"redis-server found no free port in {ATTEMPTS} tries")
@@ -108,4 +90,4 @@ def running(directory: Path) -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(timeout=bound(10))
