@@ -9,10 +9,19 @@ standard output, read by ``bench/run.py``.
     python -m bench.loadgen ping-pong --url ws://127.0.0.1:8000/echo --connections 50 \\
         --size 32 --seconds 10
     python -m bench.loadgen idle --url ws://127.0.0.1:8000/echo --connections 5000 --hold 3
+    python -m bench.loadgen chat --url ws://127.0.0.1:8000/ws/chat/lobby/ --connections 20 \\
+        --seconds 10
 
 ``--compress`` offers permessage-deflate as browsers do (``client_max_window_bits``), requires
 the server to accept it, compresses every message sent and inflates every echo; ``--json``
 sends compressible JSON-like text instead of filler.
+
+``chat`` drives a chat room (the tutorial's, ``tests/chat.py``): every connection is a member
+of the room, and sends a message, waits for it to come back through the room, and sends the
+next. Each member checks every message it receives against the next one due from its sender:
+a receipt counts only if it is exactly that message, in that sender's order. Once the time is
+up, every message sent must reach every member within a bounded wait; each receipt missing
+then is an error.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import struct
 import sys
 import time
 import zlib
+from collections import defaultdict
 from urllib.parse import urlsplit
 
 TEXT, BINARY, CLOSE, PING, PONG = 0x1, 0x2, 0x8, 0x9, 0xA
@@ -37,6 +47,12 @@ OFFER = "permessage-deflate; client_max_window_bits"
 TAIL = b"\x00\x00\xff\xff"
 # One record of W5's JSON-like text.
 RECORD = b'{"id": 1042, "name": "echo", "tags": ["websocket", "django"], "ok": true}, '
+# A chat message as a member sends it and as the room's consumer sends it on to every member
+# (json.dumps of {"message": ...}): the sender's number, then its message's number.
+CHAT_MESSAGE = b'{"message": "%04d:%012d"}'
+CHAT_SENDER = slice(len(b'{"message": "'), len(b'{"message": "') + 4)
+# Seconds a chat room has, after the last message was sent, to deliver it to every member.
+CHAT_DRAIN = 10.0
 
 
 def mask(payload: bytes, key: bytes) -> bytes:
@@ -123,13 +139,18 @@ class MessageMaker:
 class EchoConnection(asyncio.Protocol):
     """One client connection: handshake, then whole messages handed to a waiting future."""
 
+    # The subprotocol it offers and requires the server to choose; None offers none.
+    SUBPROTOCOL: str | None = "echo"
+
     def __init__(self, host: str, path: str, compress: bool = False) -> None:
         key = base64.b64encode(os.urandom(16)).decode()
-        offer = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if compress else ""
+        headers = f"Sec-WebSocket-Extensions: {OFFER}\r\n" if compress else ""
+        if self.SUBPROTOCOL is not None:
+            headers += f"Sec-WebSocket-Protocol: {self.SUBPROTOCOL}\r\n"
         self.request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}"
-            f"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: echo\r\n{offer}\r\n"
+            f"\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         ).encode()
         self.compress = compress
         self.deflate: Deflate | None = None
@@ -151,7 +172,10 @@ class EchoConnection(asyncio.Protocol):
                 return
             head = bytes(self.buffer[:end]).decode("latin-1").lower()
             del self.buffer[: end + 4]
-            if not head.startswith("http/1.1 101") or "sec-websocket-protocol: echo" not in head:
+            chosen = (
+                self.SUBPROTOCOL is None or f"sec-websocket-protocol: {self.SUBPROTOCOL}" in head
+            )
+            if not head.startswith("http/1.1 101") or not chosen:
                 self.fail(ConnectionError(f"handshake refused: {head.splitlines()[0]}"))
                 return
             if self.compress:
@@ -193,10 +217,14 @@ class EchoConnection(asyncio.Protocol):
                 self.fail(ConnectionError(f"server closed: {payload[:2].hex()} {payload[2:]!r}"))
             elif not first & 0x80:
                 self.fail(ConnectionError("fragmented echo: not expected from these servers"))
-            elif self.waiting is not None and not self.waiting.done():
+            else:
                 if first & RSV1 and self.deflate is not None:
                     payload = self.deflate.decompress(payload)
-                self.waiting.set_result((opcode, payload))
+                self.message_received(opcode, payload)
+
+    def message_received(self, opcode: int, payload: bytes) -> None:
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result((opcode, payload))
 
     def fail(self, error: Exception) -> None:
         for future in (self.opened, self.waiting):
@@ -220,11 +248,41 @@ class EchoConnection(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_connection(url: str, compress: bool = False) -> EchoConnection:
+class ChatMember(EchoConnection):
+    """One member of a chat room: checks every message of the room it receives, and hands its
+    own messages back to the waiting sender."""
+
+    SUBPROTOCOL = None
+
+    def __init__(self, host: str, path: str, compress: bool = False) -> None:
+        super().__init__(host, path, compress)
+        self.sender = 0
+        # The number of the message due next from each sender.
+        self.due: defaultdict[int, int] = defaultdict(int)
+        self.receipts = 0
+        self.wrong = 0
+
+    def message_received(self, opcode: int, payload: bytes) -> None:
+        try:
+            sender = int(payload[CHAT_SENDER])
+        except ValueError:
+            sender = -1
+        if opcode != TEXT or payload != CHAT_MESSAGE % (sender, self.due[sender]):
+            self.wrong += 1
+            return
+        self.due[sender] += 1
+        self.receipts += 1
+        if sender == self.sender:
+            super().message_received(opcode, payload)
+
+
+async def open_connection(
+    url: str, compress: bool = False, kind: type[EchoConnection] = EchoConnection
+) -> EchoConnection:
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     _, connection = await loop.create_connection(
-        lambda: EchoConnection(f"{parts.hostname}:{parts.port}", parts.path or "/", compress),
+        lambda: kind(f"{parts.hostname}:{parts.port}", parts.path or "/", compress),
         parts.hostname,
         parts.port,
     )
@@ -233,7 +291,7 @@ async def open_connection(url: str, compress: bool = False) -> EchoConnection:
 
 
 async def open_many(
-    url: str, count: int, compress: bool = False
+    url: str, count: int, compress: bool = False, kind: type[EchoConnection] = EchoConnection
 ) -> tuple[list[EchoConnection], int]:
     """Opens ``count`` connections, at most OPEN_CONCURRENCY handshakes at a time."""
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
@@ -243,7 +301,7 @@ async def open_many(
         nonlocal errors
         async with gate:
             try:
-                return await open_connection(url, compress)
+                return await open_connection(url, compress, kind)
             except (OSError, ConnectionError, TimeoutError):
                 errors += 1
                 return None
@@ -281,17 +339,68 @@ async def ping_pong(args: argparse.Namespace) -> dict[str, object]:
     started = time.perf_counter()
     await asyncio.gather(*(drive(i, c) for i, c in enumerate(connections)))
     elapsed = time.perf_counter() - started
-    for connection in connections:
-        connection.close()
-    latencies.sort()
     return {
         "echoes": echoes,
         "errors": errors,
         "seconds": elapsed,
         "bytes_each_way": echoes * max(args.size, MessageMaker.STAMP_BYTES),
+        **close_all(connections, latencies),
+        "mean_us": statistics.fmean(latencies) * 1e6 if latencies else None,
+    }
+
+
+def close_all(connections: list[EchoConnection], latencies: list[float]) -> dict[str, float]:
+    """Closes ``connections``; the median and 99th percentile of their round trips, in µs."""
+    for connection in connections:
+        connection.close()
+    latencies.sort()
+    return {
         "p50_us": percentile(latencies, 0.50) * 1e6,
         "p99_us": percentile(latencies, 0.99) * 1e6,
-        "mean_us": statistics.fmean(latencies) * 1e6 if latencies else None,
+    }
+
+
+async def chat(args: argparse.Namespace) -> dict[str, object]:
+    opened, errors = await open_many(args.url, args.connections, kind=ChatMember)
+    members: list[ChatMember] = opened  # type: ignore[assignment]
+    for index, member in enumerate(members):
+        member.sender = index
+    latencies: list[float] = []
+    sent = 0
+    deadline = time.perf_counter() + args.seconds
+
+    async def speak(member: ChatMember) -> None:
+        nonlocal sent, errors
+        number = 0
+        while time.perf_counter() < deadline:
+            wire = client_frame(TEXT, CHAT_MESSAGE % (member.sender, number))
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(member.echo(wire), timeout=10)
+            except (ConnectionError, TimeoutError):
+                errors += 1
+                return
+            latencies.append(time.perf_counter() - started)
+            number += 1
+            sent += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(speak(member) for member in members))
+    elapsed = time.perf_counter() - started
+    deliveries = sum(member.receipts for member in members)
+    # Every member must receive every message sent, its own included.
+    drain_deadline = time.perf_counter() + CHAT_DRAIN
+    while time.perf_counter() < drain_deadline:
+        if all(member.receipts >= sent for member in members):
+            break
+        await asyncio.sleep(0.01)
+    missing = sum(max(0, sent - member.receipts) for member in members)
+    return {
+        "deliveries": deliveries,
+        "messages": sent,
+        "errors": errors + missing + sum(member.wrong for member in members),
+        "seconds": elapsed,
+        **close_all(members, latencies),
     }
 
 
@@ -322,7 +431,7 @@ def percentile(ordered: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("ping-pong", "idle"))
+    parser.add_argument("mode", choices=("ping-pong", "idle", "chat"))
     parser.add_argument("--url", required=True)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--size", type=int, default=32)
@@ -338,7 +447,8 @@ def main() -> None:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    result = runner(ping_pong(args) if args.mode == "ping-pong" else idle(args))
+    modes = {"ping-pong": ping_pong, "idle": idle, "chat": chat}
+    result = runner(modes[args.mode](args))
     print(json.dumps(result), flush=True)
 
 

@@ -22,7 +22,10 @@ COLUMNS = [
     ("W5", "echoes_per_second", "W5 echoes/s", True),
     ("W5", "cpu_us_per_echo", "W5 server CPU µs/echo", False),
     ("W1", "server_cpu", "W1 server CPU (cores)", False),
+    ("W6", "deliveries_per_second", "W6 deliveries/s", True),
 ]
+# The chat room's channel layers, as the W6 targets name them.
+CHAT_LAYERS = ("in-memory layer", "Redis layer")
 
 
 def figures(results: dict, target: str, workload: str, figure: str) -> list[float]:
@@ -121,6 +124,31 @@ def target_checks(results: dict) -> list[tuple[str, float | None, str, bool | No
         2.0,
         None,
     )
+    check(
+        "project, SQLite / daphne W1 vs stock Channels, SQLite / daphne",
+        ratio(
+            "project, SQLite / daphne",
+            "stock Channels, SQLite / daphne",
+            "W1",
+            "echoes_per_second",
+        ),
+        "≥ 2.00",
+        2.0,
+        None,
+    )
+    for layer in CHAT_LAYERS:
+        check(
+            f"chat / daphne, {layer} W6 vs stock chat",
+            ratio(
+                f"chat / daphne, {layer}",
+                f"stock chat / daphne, {layer}",
+                "W6",
+                "deliveries_per_second",
+            ),
+            "≥ 1.50",
+            1.5,
+            None,
+        )
     check(
         "project / daphne W2 p50 vs websockets",
         ratio("project / daphne", REFERENCE, "W2", "p50_us"),
@@ -261,7 +289,7 @@ def draw_chart(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results["runs"])
+    names = [name for name in results["runs"] if figures(results, name, "W1", "echoes_per_second")]
     throughput = [median(results, n, "W1", "echoes_per_second") or 0 for n in names]
     latency = [median(results, n, "W2", "p50_us") or 0 for n in names]
     colours = [

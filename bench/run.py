@@ -8,17 +8,25 @@ reversed every other round. The other workloads follow in repetitions: targets i
 ... A B C ..., each starting fresh on a free loopback port. Medians and the spread (min-max) are
 reported with every figure's ratio to the ``websockets`` reference. Results go to
 ``bench/results/<timestamp>/``: ``results.json``, ``report.md`` and ``chart.png``.
+
+Each target runs the workloads it names (``bench/targets.py``): the echo's, W1 alone in settings
+with a database, or the chat room's W6. When a target's channel layer is Redis, the run starts a
+Redis server of its own (``tests/redis_server.py``) and stops it at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -26,6 +34,7 @@ from pathlib import Path
 
 from bench.report import write_report
 from bench.targets import TARGETS, RunningServer, Target, start
+from tests import redis_server
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -54,6 +63,10 @@ class Workload:
     def idle(self) -> bool:
         return self.key.startswith("W4")
 
+    @property
+    def chat(self) -> bool:
+        return self.key.startswith("W6")
+
 
 FULL = [
     Workload("W1", "50 connections, 32 B text ping-pong", 50, seconds=3, rounds=5),
@@ -76,6 +89,7 @@ FULL = [
         json=True,
         compress=True,
     ),
+    Workload("W6", "20 connections in one chat room, each message sent to all 20", 20),
 ]
 QUICK = [
     Workload("W1", FULL[0].title, 50, seconds=2, rounds=1),
@@ -86,6 +100,7 @@ QUICK = [
         "W4c", "500 idle connections, permessage-deflate", 500, compress=True, fresh_process=True
     ),
     Workload("W5", FULL[5].title, 50, 4096, seconds=2, json=True, compress=True),
+    Workload("W6", FULL[6].title, 20, seconds=2),
 ]
 
 
@@ -125,6 +140,30 @@ def ping_pong(server: RunningServer, workload: Workload, processes: int = 1) -> 
     }
 
 
+def chat(server: RunningServer, workload: Workload) -> dict:
+    """Every member's receipts of the room's messages, each in a room of its own: with Redis,
+    the groups of earlier server processes are still there."""
+    command = loadgen(
+        *("chat", "--url", server.room_url(f"w6{uuid.uuid4().hex}")),
+        *("--connections", str(workload.connections), "--seconds", str(workload.seconds)),
+    )
+    cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
+    output = json.loads(
+        subprocess.run(
+            command, stdout=subprocess.PIPE, text=True, timeout=workload.seconds + 120, check=True
+        ).stdout
+    )
+    server_cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
+    return {
+        "deliveries_per_second": output["deliveries"] / output["seconds"],
+        "messages_per_second": output["messages"] / output["seconds"],
+        "p50_us": output["p50_us"],
+        "p99_us": output["p99_us"],
+        "errors": output["errors"],
+        "server_cpu": server_cpu,
+    }
+
+
 def idle(server: RunningServer, workload: Workload) -> dict:
     rss_before = server.rss_bytes()
     worker = subprocess.Popen(
@@ -153,12 +192,25 @@ def idle(server: RunningServer, workload: Workload) -> dict:
 
 
 WARM_UP = Workload("warm-up", "", 10, seconds=1)
+CHAT_WARM_UP = Workload("W6 warm-up", "", 20, seconds=1)
 
 
 def warm_start(target: Target, log_dir: Path) -> RunningServer:
     server = start(target, log_dir)
-    ping_pong(server, WARM_UP)
+    if target.chat:
+        chat(server, CHAT_WARM_UP)
+    else:
+        ping_pong(server, WARM_UP)
     return server
+
+
+def runs_workload(target: Target, workload: Workload) -> bool:
+    return workload.key in target.workloads and (target.compression or not workload.compress)
+
+
+def repeated(target: Target, workloads: list[Workload]) -> list[Workload]:
+    """What ``target`` runs in each repetition: its workloads not measured in rounds."""
+    return [w for w in workloads if not w.rounds and runs_workload(target, w)]
 
 
 def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[str, dict]:
@@ -167,15 +219,16 @@ def measure(target: Target, workloads: list[Workload], log_dir: Path) -> dict[st
     server, fresh = warm_start(target, log_dir), True
     try:
         results = {}
-        for workload in workloads:
-            if workload.rounds or (workload.compress and not target.compression):
-                continue
+        for workload in repeated(target, workloads):
             if workload.fresh_process and not fresh:
                 server.stop()
                 server = warm_start(target, log_dir)
-            results[workload.key] = (
-                idle(server, workload) if workload.idle else ping_pong(server, workload)
-            )
+            if workload.idle:
+                results[workload.key] = idle(server, workload)
+            elif workload.chat:
+                results[workload.key] = chat(server, workload)
+            else:
+                results[workload.key] = ping_pong(server, workload)
             fresh = False
         return results
     finally:
@@ -225,6 +278,23 @@ def loadgen_check(targets: list[Target], workload: Workload, log_dir: Path) -> l
         checks.append({"target": target.name, "one_process": one, "two_processes": two})
         print(f"  loadgen check {target.name}: 1 process {one:,.0f}/s, 2 processes {two:,.0f}/s")
     return checks
+
+
+@contextmanager
+def channel_layers(targets: list[Target], directory: Path) -> Iterator[list[Target]]:
+    """``targets``, those on Redis pointed at a Redis server started for the run, if any."""
+    if not any(target.on_redis for target in targets):
+        yield targets
+        return
+    with redis_server.running(directory) as redis:
+        yield [
+            dataclasses.replace(
+                target, settings=(*target.settings, ("ECHO_CHAT_CHANNEL_LAYER", redis.url))
+            )
+            if target.on_redis
+            else target
+            for target in targets
+        ]
 
 
 def machine() -> dict[str, object]:
@@ -286,36 +356,46 @@ def main() -> None:
     log_dir.mkdir(parents=True)
 
     runs: dict[str, dict[str, list[dict]]] = {
-        t.name: {w.key: [] for w in workloads} for t in targets
+        t.name: {w.key: [] for w in workloads if runs_workload(t, w)} for t in targets
     }
     started = time.monotonic()
-    for workload in workloads:
-        if workload.rounds:
-            for name, results in rounds(
-                targets, workload, repetitions * workload.rounds, log_dir
-            ).items():
-                runs[name][workload.key] = results
-    steps, step = repetitions * len(targets), 0
-    for repetition in range(repetitions):
-        # Rotate the order each repetition, so no target always runs first or last.
-        order = targets[repetition % len(targets) :] + targets[: repetition % len(targets)]
-        for target in order:
-            step += 1
-            elapsed = time.monotonic() - started
-            print(
-                f"[{step:2d}/{steps}] {elapsed:5.0f}s  repetition {repetition + 1}  {target.name}"
-            )
-            for key, result in measure(target, workloads, log_dir).items():
-                runs[target.name][key].append(result)
-                print(f"          {key}: " + ", ".join(f"{k}={v:,.1f}" for k, v in result.items()))
+    with channel_layers(targets, out / "redis") as targets:
+        for workload in workloads:
+            in_rounds = [t for t in targets if runs_workload(t, workload)]
+            if workload.rounds and in_rounds:
+                for name, results in rounds(
+                    in_rounds, workload, repetitions * workload.rounds, log_dir
+                ).items():
+                    runs[name][workload.key] = results
+        in_repetitions = [t for t in targets if repeated(t, workloads)]
+        steps, step = repetitions * len(in_repetitions), 0
+        for repetition in range(repetitions if in_repetitions else 0):
+            # Rotate the order each repetition, so no target always runs first or last.
+            turn = repetition % len(in_repetitions)
+            order = in_repetitions[turn:] + in_repetitions[:turn]
+            for target in order:
+                step += 1
+                elapsed = time.monotonic() - started
+                print(
+                    f"[{step:2d}/{steps}] {elapsed:5.0f}s  repetition {repetition + 1}  "
+                    f"{target.name}"
+                )
+                for key, result in measure(target, workloads, log_dir).items():
+                    runs[target.name][key].append(result)
+                    print(
+                        f"          {key}: "
+                        + ", ".join(f"{k}={v:,.1f}" for k, v in result.items())
+                    )
 
     # The reference, the default server, and whichever target went fastest in W1: if one client
     # process keeps up with the fastest, it keeps up with all.
+    echoing = [t for t in targets if runs[t.name].get("W1")]
     fastest = max(
-        targets,
+        echoing,
         key=lambda t: statistics.median(run["echoes_per_second"] for run in runs[t.name]["W1"]),
+        default=None,
     )
-    checked = [t for t in targets if t.reference or t.name == "project / daphne" or t is fastest]
+    checked = [t for t in echoing if t.reference or t.name == "project / daphne" or t is fastest]
     checks = loadgen_check(checked, workloads[0], log_dir)
     results = {
         "machine": machine(),

@@ -21,6 +21,15 @@ from tests.launcher import ServerProcess
 PROJECT_APP = launcher.PROJECT_APPLICATION
 RAW_APP = "bench.peers.raw_asgi:application"
 STOCK_APP = "bench.peers.stock_channels:application"
+# The tutorial's chat room on the fast consumer (the tests' own), and on the stock one.
+CHAT_APP = "tests.chat_asgi:application"
+STOCK_CHAT_APP = "bench.peers.stock_chat:application"
+SQLITE_SETTINGS = (("DJANGO_SETTINGS_MODULE", "bench.sqlite_settings"),)
+CHAT_SETTINGS = (("DJANGO_SETTINGS_MODULE", "tests.chat_settings"),)
+MEMORY_LAYER = (*CHAT_SETTINGS, ("ECHO_CHAT_CHANNEL_LAYER", "memory"))
+# The workloads of the echo; the chat room runs W6 alone.
+ECHO_WORKLOADS = ("W1", "W2", "W3", "W4", "W4c", "W5")
+CHAT_WORKLOADS = ("W6",)
 REFERENCE = [sys.executable, "-m", "bench.peers.websockets_echo", "0"]
 AIOHTTP = [sys.executable, "-m", "bench.peers.aiohttp_echo", "0"]
 # Worker processes (granian's) may still be starting when the port first accepts.
@@ -38,6 +47,16 @@ class Target:
     # Whether it negotiates permessage-deflate (W4c and W5 need it): stock daphne never
     # switches autobahn's on, and granian has none.
     compression: bool = True
+    # The workloads it runs, by key.
+    workloads: tuple[str, ...] = ECHO_WORKLOADS
+    # Its channel layer is channels-redis on the Redis server bench/run.py starts for the run,
+    # whose URL run.py adds to its settings.
+    on_redis: bool = False
+
+    @property
+    def chat(self) -> bool:
+        """Whether it serves the chat room, at /ws/chat/<room>/, rather than the echo."""
+        return self.workloads == CHAT_WORKLOADS
 
 
 TARGETS = [
@@ -61,6 +80,34 @@ TARGETS = [
     ),
     Target(
         "stock Channels / daphne", launcher.command("daphne", STOCK_APP), group="stock Channels"
+    ),
+    # W1 with a database configured: Channels closes stale database connections around every
+    # message, and the fast consumer has to keep doing so.
+    *(
+        Target(
+            f"{name}, SQLite / daphne",
+            launcher.command("daphne", application),
+            group="SQLite",
+            settings=SQLITE_SETTINGS,
+            workloads=("W1",),
+        )
+        for name, application in (("project", PROJECT_APP), ("stock Channels", STOCK_APP))
+    ),
+    # W6, the chat room, on each channel layer: the fast consumer next to the stock one.
+    *(
+        Target(
+            f"{name} / daphne, {layer}",
+            launcher.command("daphne", application),
+            group="chat",
+            settings=settings,
+            workloads=CHAT_WORKLOADS,
+            on_redis=on_redis,
+        )
+        for layer, settings, on_redis in (
+            ("in-memory layer", MEMORY_LAYER, False),
+            ("Redis layer", CHAT_SETTINGS, True),
+        )
+        for name, application in (("chat", CHAT_APP), ("stock chat", STOCK_CHAT_APP))
     ),
     Target("project / uvicorn", launcher.command("uvicorn", PROJECT_APP)),
     Target(
@@ -101,6 +148,9 @@ class RunningServer:
     @property
     def url(self) -> str:
         return f"{self.server.ws_url}/echo"
+
+    def room_url(self, room: str) -> str:
+        return f"{self.server.ws_url}/ws/chat/{room}/"
 
     def cpu_seconds(self) -> float:
         """User and system time of the server and its workers."""

@@ -14,6 +14,7 @@ from django.test import override_settings
 
 from tests.live import HOST, PROJECT_APPLICATION, SERVER_KINDS, LiveServer, start_server
 from tests.rawws import RawClient
+from tests.redis_server import REDIS_SERVER, RedisServer, running
 from tests.timing import bound
 
 ServerFactory = Callable[..., LiveServer]
@@ -59,6 +60,15 @@ def live_servers(
         if "Traceback" in server.log():
             crashed.append(f"--- {server.kind} on {server.port}:\n{server.log()}")
     assert not crashed, "a live server logged a traceback:\n" + "\n".join(crashed)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real Redis server for the session, on a free loopback port, stopped by its PID."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed: `make test` installs Debian's redis-server")
+    with running(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 RawClients = Callable[..., RawClient]

@@ -49,3 +49,25 @@ def test_the_w1_target_reads_the_paired_ratio() -> None:
     value, met = checks["project / uvicorn W1 vs raw ASGI"]
     assert value == pytest.approx(0.95)
     assert met is True
+
+
+def test_the_chat_targets_compare_each_layer_with_itself() -> None:
+    """W6 holds the fast chat room on each channel layer to 1.5 times the stock one on the same
+    layer, pairing the runs of each repetition."""
+    measured = {
+        "runs": {
+            name: {"W6": [{"deliveries_per_second": value} for value in deliveries]}
+            for name, deliveries in {
+                "chat / daphne, in-memory layer": (300, 160),
+                "stock chat / daphne, in-memory layer": (200, 100),
+                "chat / daphne, Redis layer": (140, 70),
+                "stock chat / daphne, Redis layer": (100, 50),
+            }.items()
+        }
+    }
+    checks = {what: (value, met) for what, value, _, met in target_checks(measured)}
+    assert checks["chat / daphne, in-memory layer W6 vs stock chat"] == (
+        pytest.approx(1.55),
+        True,
+    )
+    assert checks["chat / daphne, Redis layer W6 vs stock chat"] == (pytest.approx(1.4), False)
