@@ -1,5 +1,6 @@
 """``FastWebsocketConsumer`` with a channel layer: what Channels' loop does with a second input,
-without a task per message.
+without a task per message, on ``InMemoryChannelLayer`` and on channels-redis against a real
+Redis server.
 
 Each behaviour is run on the fast consumer and on the same consumer on Channels' own loop
 (``AsyncWebsocketConsumer``), and the two must agree: group membership, ``group_send``, a
@@ -22,12 +23,12 @@ from hypothesis import strategies as st
 from pytest_django import Settings
 
 from echo.fastpath import FastWebsocketConsumer
+from tests.chat_settings import channel_layers
 from tests.costs import counted
 from tests.timing import bound
 
 ROOM = "room"
 MESSAGES = 50
-IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
 class Member:
@@ -73,9 +74,13 @@ class LostLayer(InMemoryChannelLayer):
         raise ConnectionError("channel layer lost")
 
 
-@pytest.fixture(autouse=True)
-def in_memory_layer(settings: Settings) -> None:
-    settings.CHANNEL_LAYERS = IN_MEMORY
+@pytest.fixture(autouse=True, params=["memory", "redis"])
+def layer(request: pytest.FixtureRequest, settings: Settings) -> None:
+    """Each test on ``InMemoryChannelLayer``, then on channels-redis."""
+    if request.param == "redis":
+        settings.CHANNEL_LAYERS = channel_layers(request.getfixturevalue("redis_server").url)
+    else:
+        settings.CHANNEL_LAYERS = channel_layers("memory")
 
 
 async def join(consumer: type[AsyncWebsocketConsumer]) -> tuple[WebsocketCommunicator, str]:
@@ -133,9 +138,10 @@ async def test_a_member_that_leaves_stops_receiving(
     staying, _ = await join(consumer)
     layer = get_channel_layer()
     await leaving.disconnect()
-    assert leaving_channel not in layer.groups.get(ROOM, {})
     await layer.group_send(ROOM, {"type": "room.message", "text": "after"})
     assert await staying.receive_from(timeout=bound(1)) == "room:after"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(leaving_channel), 0.2)
     await staying.disconnect()
 
 
