@@ -4,6 +4,8 @@ many examples each property test draws."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from tests.container import build_image
 from tests.live import HOST, PROJECT_APPLICATION, SERVER_KINDS, LiveServer, start_server
 from tests.rawws import RawClient
 from tests.timing import bound
@@ -59,6 +62,19 @@ def live_servers(
         if "Traceback" in server.log():
             crashed.append(f"--- {server.kind} on {server.port}:\n{server.log()}")
     assert not crashed, "a live server logged a traceback:\n" + "\n".join(crashed)
+
+
+@pytest.fixture(scope="session")
+def container_image() -> str:
+    """The Containerfile's image, built once a session on a local Debian base."""
+    if os.geteuid() != 0:
+        pytest.skip("builds a base image with debootstrap, which needs root (CI runs as root)")
+    workdir = Path(tempfile.mkdtemp(prefix="channels-echo-image-"))
+    try:
+        image = build_image(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return image
 
 
 RawClients = Callable[..., RawClient]
