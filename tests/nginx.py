@@ -226,9 +226,17 @@ def nginx_in_front(backend_ports: list[int], static_root: Path) -> Iterator[Prox
         stop_nginx(nginx)
 
 
-def http_get(port: int, path: str, source: str = CLIENT_ADDRESS, **headers: str) -> tuple:
+def http_get(
+    port: int,
+    path: str,
+    source: str | None = CLIENT_ADDRESS,
+    address: str = HOST,
+    timeout: float = 10,
+    **headers: str,
+) -> tuple:
+    """GET over plain HTTP from ``source`` (the system's choice when None) to ``address``."""
     connection = http.client.HTTPConnection(
-        HOST, port, timeout=bound(10), source_address=(source, 0)
+        address, port, timeout=bound(timeout), source_address=(source, 0) if source else None
     )
     try:
         connection.request("GET", path, headers=headers)
