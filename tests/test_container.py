@@ -90,7 +90,8 @@ def deployed(container_image: str) -> Iterator[ContainerDeployment]:
         containers = [run_container(secret) for _ in range(2)]
         static_root = workdir / "static"
         collect_static(static_root)
-        with nginx_in_front([container.port for container in containers], static_root) as proxy:
+        backends = [(HOST, container.port) for container in containers]
+        with nginx_in_front(backends, static_root) as proxy:
             yield ContainerDeployment(**vars(proxy), containers=containers)
     finally:
         for container in containers:
