@@ -2,7 +2,7 @@
 and two backend hosts running one daphne process each, as network namespaces on one bridge.
 
 The test is the client host: the bridge's own address, in the root namespace. The backends are
-configured as docs/deployment.md ("More than one host") says: the edge's address is the only
+configured as docs/deployment.md ("More hosts") says: the edge's address is the only
 trusted proxy and the only address allowed to read /metrics (a Prometheus on the edge host),
 and ``DJANGO_ALLOWED_HOSTS`` is the public host name. The test makes the namespaces, the bridge
 and the links itself, on a /24 of 10.214.0.0/16 of its own, sends traffic only to them, and
@@ -207,7 +207,7 @@ def cluster(log_dir: Path) -> Iterator[Cluster]:
         edge, *backend_hosts = hosts
         static_root = prefix / "static"
         collect_static(static_root)
-        # docs/deployment.md, "More than one host": trust the edge, and only the edge.
+        # docs/deployment.md, "More hosts": trust the edge, and only the edge.
         settings = documented_environment(
             DJANGO_STATIC_ROOT=str(static_root),
             ECHO_TRUSTED_PROXIES=edge.address,
