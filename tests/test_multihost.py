@@ -66,6 +66,17 @@ def ip(*arguments: str) -> None:
     assert result.returncode == 0, f"ip {' '.join(arguments)}: {result.stderr}"
 
 
+def make(what: str, *arguments: str) -> None:
+    """``ip`` making something; the test is skipped, saying why, where the machine does not
+    let it (no root, or a container without the capability)."""
+    result = subprocess.run(
+        [IP, *arguments], capture_output=True, text=True, timeout=bound(10), check=False
+    )
+    if result.returncode != 0 and NOT_PERMITTED in result.stderr:
+        pytest.skip(f"this machine cannot make {what} for the hosts: {result.stderr.strip()}")
+    assert result.returncode == 0, f"ip {' '.join(arguments)}: {result.stderr}"
+
+
 @dataclass(frozen=True)
 class Host:
     """A network namespace with one link to the bridge: ``link`` is its end on the bridge."""
@@ -93,30 +104,12 @@ def bridged_hosts(names: list[str]) -> Iterator[tuple[str, list[Host]]]:
         for index, name in enumerate(names)
     ]
     with ExitStack() as cleanup:
-        created = subprocess.run(
-            [IP, "link", "add", bridge, "type", "bridge"],
-            capture_output=True,
-            text=True,
-            timeout=bound(10),
-            check=False,
-        )
-        if created.returncode != 0 and NOT_PERMITTED in created.stderr:
-            pytest.skip(f"this machine cannot make a bridge for the hosts: {created.stderr}")
-        assert created.returncode == 0, created.stderr
+        make("a bridge", "link", "add", bridge, "type", "bridge")
         cleanup.callback(subprocess.run, [IP, "link", "del", bridge], check=False)
         ip("addr", "add", f"{addresses[0]}/{subnet.prefixlen}", "dev", bridge)
         ip("link", "set", bridge, "up")
         for host in hosts:
-            made = subprocess.run(
-                [IP, "netns", "add", host.namespace],
-                capture_output=True,
-                text=True,
-                timeout=bound(10),
-                check=False,
-            )
-            if made.returncode != 0 and NOT_PERMITTED in made.stderr:
-                pytest.skip(f"this machine cannot make network namespaces: {made.stderr}")
-            assert made.returncode == 0, made.stderr
+            make("network namespaces", "netns", "add", host.namespace)
             cleanup.callback(subprocess.run, [IP, "netns", "del", host.namespace], check=False)
             ip(
                 "link",
