@@ -12,9 +12,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 # Debian packages the live tests drive: a real browser, a real proxy for the deployment,
-# podman (with runc, and debootstrap for a local base image) for the container image, and a
-# real channel layer and database server for the fast consumer (Redis, PostgreSQL).
-SYSTEM_PACKAGES := chromium nginx podman runc debootstrap redis-server postgresql
+# podman (with runc, debootstrap for a local base image, and catatonit for the pause process of
+# the pods `podman kube play` starts) for the container image and the Kubernetes manifests,
+# iproute2 for the hosts of the multi-host test (network namespaces), and a real channel layer
+# and database server for the fast consumer (Redis, PostgreSQL).
+SYSTEM_PACKAGES := chromium nginx podman runc debootstrap catatonit iproute2 redis-server \
+	postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install system-packages run serve serve-uvicorn collectstatic test runtime-check lint \

@@ -4,6 +4,8 @@ many examples each property test draws."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
+from tests.container import build_image
 from tests.live import HOST, PROJECT_APPLICATION, SERVER_KINDS, LiveServer, start_server
 from tests.rawws import RawClient
 from tests.redis_server import REDIS_SERVER, RedisServer, running
@@ -69,6 +72,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         pytest.skip("redis-server is not installed: `make test` installs Debian's redis-server")
     with running(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def container_image() -> str:
+    """The Containerfile's image, built once a session on a local Debian base."""
+    if os.geteuid() != 0:
+        pytest.skip("builds a base image with debootstrap, which needs root (CI runs as root)")
+    workdir = Path(tempfile.mkdtemp(prefix="channels-echo-image-"))
+    try:
+        image = build_image(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return image
 
 
 RawClients = Callable[..., RawClient]

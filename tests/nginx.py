@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,18 +46,22 @@ def documented_environment(**changes: str) -> dict[str, str]:
 
 
 def render_site(
-    ports: tuple[int, int], backend_ports: list[int], static_root: Path, tls: Certificate
+    ports: tuple[int, int],
+    backends: list[tuple[str, int]],
+    static_root: Path,
+    tls: Certificate,
+    address: str = HOST,
 ) -> str:
-    """The shipped site with its "deployment:" lines pointed at this test's processes, ports
-    (plain HTTP, HTTPS) and certificate; nginx serves /static/ from the folder named ``static``
-    under its root."""
+    """The shipped site with its "deployment:" lines pointed at this test's processes (address,
+    port), its address and ports (plain HTTP, HTTPS) and certificate; nginx serves /static/
+    from the folder named ``static`` under its root."""
     site = SITE.read_text()
-    upstream = "".join(f"    server 127.0.0.1:{port};\n" for port in backend_ports)
+    upstream = "".join(f"    server {host}:{port};\n" for host, port in backends)
     replacements = {
         "    server 127.0.0.1:8001;  # deployment: one line per daphne process\n"
         "    server 127.0.0.1:8002;  # deployment: one line per daphne process\n": upstream,
-        "listen 80;": f"listen {HOST}:{ports[0]};",
-        "listen 443 ssl;": f"listen {HOST}:{ports[1]} ssl;",
+        "listen 80;": f"listen {address}:{ports[0]};",
+        "listen 443 ssl;": f"listen {address}:{ports[1]} ssl;",
         "ssl_certificate /etc/letsencrypt/live/echo.example.com/fullchain.pem;": (
             f"ssl_certificate {tls.certificate_path};"
         ),
@@ -109,17 +113,19 @@ def hand_to_nobody(directory: Path) -> None:
 
 @dataclass
 class Proxy:
-    """nginx running the shipped site: plain HTTP on ``http_port``, HTTPS on ``port``."""
+    """nginx running the shipped site on ``address``: plain HTTP on ``http_port``, HTTPS on
+    ``port``."""
 
     http_port: int
     port: int
     nginx: subprocess.Popen[bytes]
     prefix: Path
     tls: Certificate
+    address: str
 
     @property
     def ws_url(self) -> str:
-        return f"wss://{HOST}:{self.port}/echo"
+        return f"wss://{self.address}:{self.port}/echo"
 
     def connect(self, **options: object) -> connect:
         """A WebSocket through nginx over TLS, verified against the test's certificate."""
@@ -128,7 +134,7 @@ class Proxy:
     def get(self, path: str, source: str = CLIENT_ADDRESS) -> tuple:
         """GET over HTTPS through nginx, as a browser asking for the public host would."""
         connection = http.client.HTTPSConnection(
-            HOST,
+            self.address,
             self.port,
             timeout=bound(10),
             source_address=(source, 0),
@@ -169,10 +175,14 @@ def candidate_port() -> int:
 
 
 def start_nginx(
-    prefix: Path, site_on: Callable[[tuple[int, int]], str]
+    prefix: Path,
+    site_on: Callable[[tuple[int, int]], str],
+    address: str = HOST,
+    wrapper: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], tuple[int, int]]:
-    """nginx serving ``site_on((http_port, https_port))``; if another process takes a port
-    first, another try."""
+    """nginx serving ``site_on((http_port, https_port))`` on ``address``, its command line
+    after ``wrapper`` (``ip netns exec NAME`` for another host); if another process takes a
+    port first, another try."""
     config, error_log = prefix / "nginx.conf", prefix / "error.log"
     for _ in range(NGINX_ATTEMPTS):
         ports = candidate_port(), candidate_port()
@@ -180,7 +190,10 @@ def start_nginx(
         if os.geteuid() == 0:
             hand_to_nobody(prefix)
         nginx = subprocess.Popen(
-            unprivileged([NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]),
+            [
+                *wrapper,
+                *unprivileged([NGINX, "-p", str(prefix), "-c", str(config), "-e", str(error_log)]),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -189,7 +202,7 @@ def start_nginx(
         while time.monotonic() < deadline and nginx.poll() is None:
             try:
                 for port in ports:
-                    socket.create_connection((HOST, port), timeout=0.5).close()
+                    socket.create_connection((address, port), timeout=0.5).close()
                 return nginx, ports
             except OSError:
                 time.sleep(0.05)
@@ -212,23 +225,40 @@ def stop_nginx(nginx: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def nginx_in_front(backend_ports: list[int], static_root: Path) -> Iterator[Proxy]:
-    """The shipped site, ending TLS with a self-signed certificate, in front of the backends;
-    /static/ from ``static_root`` (a folder named ``static``). Stopped on the way out."""
+def nginx_in_front(
+    backends: list[tuple[str, int]],
+    static_root: Path,
+    address: str = HOST,
+    wrapper: Sequence[str] = (),
+) -> Iterator[Proxy]:
+    """The shipped site on ``address``, ending TLS with a self-signed certificate, in front of
+    the backends (address, port); /static/ from ``static_root`` (a folder named ``static``).
+    Stopped on the way out."""
     prefix = static_root.parent
-    tls = self_signed(prefix, PUBLIC_HOST, HOST)
+    tls = self_signed(prefix, PUBLIC_HOST, address)
     nginx, (http_port, port) = start_nginx(
-        prefix, lambda ports: render_site(ports, backend_ports, static_root, tls)
+        prefix,
+        lambda ports: render_site(ports, backends, static_root, tls, address),
+        address,
+        wrapper,
     )
     try:
-        yield Proxy(http_port, port, nginx, prefix, tls)
+        yield Proxy(http_port, port, nginx, prefix, tls, address)
     finally:
         stop_nginx(nginx)
 
 
-def http_get(port: int, path: str, source: str = CLIENT_ADDRESS, **headers: str) -> tuple:
+def http_get(
+    port: int,
+    path: str,
+    source: str | None = CLIENT_ADDRESS,
+    address: str = HOST,
+    timeout: float = 10,
+    **headers: str,
+) -> tuple:
+    """GET over plain HTTP from ``source`` (the system's choice when None) to ``address``."""
     connection = http.client.HTTPConnection(
-        HOST, port, timeout=bound(10), source_address=(source, 0)
+        address, port, timeout=bound(timeout), source_address=(source, 0) if source else None
     )
     try:
         connection.request("GET", path, headers=headers)

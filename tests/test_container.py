@@ -1,10 +1,7 @@
-"""The Containerfile for real: the image built with podman from a local Debian base, two
-containers behind the shipped nginx site, and what a rolling update does to their clients.
+"""The Containerfile for real: the image (``tests/container.py``), two containers behind the
+shipped nginx site, and what a rolling update does to their clients.
 
-The host-specific settings are here, not in the Containerfile: the base is made with debootstrap
-(no registry is needed), runc runs the containers (crun cannot on hosts with cgroups in hybrid
-mode), the open-file and process limits are ones such hosts grant, and pip in the build trusts
-the host's CA bundle. The containers use the host's network and listen on 127.0.0.1 only.
+The containers use the host's network and listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -24,7 +21,8 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.live import HOST, PROJECT_DIR
+from tests.container import IMAGE, LIMITS, PODMAN, podman
+from tests.live import HOST
 from tests.nginx import (
     Proxy,
     candidate_port,
@@ -36,64 +34,10 @@ from tests.timing import bound
 
 pytestmark = [pytest.mark.live, pytest.mark.container]
 
-PODMAN = [shutil.which("podman") or "/usr/bin/podman", "--runtime", "runc"]
-DEBOOTSTRAP = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
-TAR = shutil.which("tar") or "/usr/bin/tar"
-BASE_IMAGE = "localhost/channels-echo-base:bookworm"
-IMAGE = "localhost/channels-echo:test"
-LIMITS = ["--ulimit", "nofile=20000", "--ulimit", "nproc=32768"]
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # The image's own static files; the backends find them where the Containerfile put them.
 STATIC_IN_IMAGE = "/app/static"
 STOP_GRACE = 10
 TEST_TOOLS = ("pytest", "playwright", "ruff", "psutil", "granian", "matplotlib")
-
-
-def podman(*arguments: str, timeout: float = 600) -> str:
-    result = subprocess.run(
-        [*PODMAN, *arguments],
-        capture_output=True,
-        text=True,
-        timeout=bound(timeout),
-        check=False,
-    )
-    assert result.returncode == 0, f"podman {' '.join(arguments)}:\n{result.stderr[-3000:]}"
-    return result.stdout.strip()
-
-
-def make_base_image(workdir: Path) -> None:
-    """A minimal Debian bookworm image made on this machine, so no registry is needed."""
-    if subprocess.run([*PODMAN, "image", "exists", BASE_IMAGE], check=False).returncode == 0:
-        return
-    rootfs = workdir / "rootfs"
-    subprocess.run(
-        [DEBOOTSTRAP, "--variant=minbase", "bookworm", str(rootfs)],
-        capture_output=True,
-        timeout=bound(900),
-        check=True,
-    )
-    archive = subprocess.run(
-        [TAR, "-C", str(rootfs), "-c", "."], capture_output=True, timeout=bound(300), check=True
-    )
-    subprocess.run(
-        [*PODMAN, "import", "-", BASE_IMAGE],
-        input=archive.stdout,
-        capture_output=True,
-        timeout=bound(300),
-        check=True,
-    )
-
-
-def build_image(workdir: Path) -> None:
-    pip_config = workdir / "pip.conf"
-    pip_config.write_text("[global]\ncert = /etc/host-ca.crt\n")
-    podman(
-        *("build", "--format", "docker", "--network", "host", *LIMITS),
-        *("--volume", f"{HOST_CA_BUNDLE}:/etc/host-ca.crt:ro"),
-        *("--volume", f"{pip_config}:/etc/pip.conf:ro"),
-        *("--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--tag", IMAGE),
-        *("--file", str(PROJECT_DIR / "Containerfile"), str(PROJECT_DIR)),
-    )
 
 
 @dataclass
@@ -137,20 +81,17 @@ class ContainerDeployment(Proxy):
 
 
 @pytest.fixture(scope="module")
-def deployed() -> Iterator[ContainerDeployment]:
-    """The image, built once; two containers of it behind nginx; all removed afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("builds a base image with debootstrap, which needs root (CI runs as root)")
+def deployed(container_image: str) -> Iterator[ContainerDeployment]:
+    """Two containers of the image behind nginx; all removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="channels-echo-container-"))
     containers: list[Container] = []
     try:
-        make_base_image(workdir)
-        build_image(workdir)
         secret = documented_environment()["DJANGO_SECRET_KEY"]
         containers = [run_container(secret) for _ in range(2)]
         static_root = workdir / "static"
         collect_static(static_root)
-        with nginx_in_front([container.port for container in containers], static_root) as proxy:
+        backends = [(HOST, container.port) for container in containers]
+        with nginx_in_front(backends, static_root) as proxy:
             yield ContainerDeployment(**vars(proxy), containers=containers)
     finally:
         for container in containers:

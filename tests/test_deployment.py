@@ -71,7 +71,7 @@ def deployment(kind: str, log_dir: Path) -> Iterator[Deployment]:
         backends = [start_server(kind, log_dir, settings) for _ in range(2)]
         # Only nginx can serve this file: the backends read STATIC_ROOT before it existed.
         (static_root / "served-by-nginx.txt").write_text("from disk\n")
-        with nginx_in_front([backend.port for backend in backends], static_root) as proxy:
+        with nginx_in_front([(HOST, backend.port) for backend in backends], static_root) as proxy:
             yield Deployment(**vars(proxy), backends=backends)
     finally:
         for backend in backends:
