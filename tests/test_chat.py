@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from channels.routing import URLRouter
@@ -24,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from tests.chat import websocket_urlpatterns
 from tests.chat_settings import channel_layers
 from tests.conftest import ServerFactory
-from tests.live import SERVER_KINDS, LiveServer, connect_echo
+from tests.live import PROJECT_DIR, SERVER_KINDS, LiveServer, connect_echo
 from tests.redis_server import RedisServer
 from tests.timing import bound
 
@@ -36,6 +38,8 @@ GROUP_KEY = "asgi:group:chat_{room}"
 # How often, and how long at most, a test looks for the layer to have caught up.
 POLL_INTERVAL = 0.05
 POLL_SECONDS = 5
+# redis-py 8's default read timeout, which channels-redis's blocking read must not be given.
+REDIS_PY_READ_TIMEOUT = 5
 
 
 def new_room() -> str:
@@ -218,3 +222,30 @@ async def test_room_in_process(chat_layer: str) -> None:
         assert await receive_in_process(client, 1) == [text(1, MESSAGES)]
         assert await client.receive_nothing(timeout=0.1)
         await client.disconnect()
+
+
+def readme_channel_layers(redis_url: str) -> dict[str, Any]:
+    """The README's ``CHANNEL_LAYERS`` for channels-redis, pointed at ``redis_url``."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    (block,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+        if "CHANNEL_LAYERS" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(block.replace("redis://127.0.0.1:6379", redis_url), namespace)  # noqa: S102  (the README's own text)
+    return namespace["CHANNEL_LAYERS"]  # type: ignore[no-any-return]
+
+
+async def test_a_quiet_room_outlives_the_redis_clients_read_timeout(
+    redis_server: RedisServer, settings: Settings
+) -> None:
+    """On the README's channels-redis settings, a room with no message for longer than
+    redis-py's default 5-s read timeout still delivers the next one."""
+    settings.CHANNEL_LAYERS = readme_channel_layers(redis_server.url)
+    room = new_room()
+    client = await join(room)
+    await asyncio.sleep(REDIS_PY_READ_TIMEOUT + 0.5)
+    await client.send_to(text_data=json.dumps({"message": text(0, 0)}))
+    assert await receive_in_process(client, 1) == [text(0, 0)]
+    await client.disconnect()
