@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 import weakref
@@ -56,9 +57,14 @@ Receive = Callable[[], Awaitable[Message]]
 
 # The Channels release (major, minor) whose consumer loop this re-implements.
 CHANNELS_RELEASE = (4, 3)
-RELEASE_MATCHES = tuple(int(part) for part in channels.__version__.split(".")[:2]) == (
-    CHANNELS_RELEASE
-)
+
+
+def release(version: str) -> tuple[int, ...]:
+    """The (major, minor) of a version such as ``4.3.2`` or ``5.0a1``."""
+    return tuple(int(number) for number in re.findall(r"\d+", version)[:2])
+
+
+RELEASE_MATCHES = release(channels.__version__) == CHANNELS_RELEASE
 
 # Every database connection Django opens, with the thread it belongs to. Channels' clean-up runs
 # in a worker thread and reaches that thread's connections only; one opened on the event loop's
@@ -91,7 +97,9 @@ def is_due_closing(connection: BaseDatabaseWrapper) -> bool:
 
 
 def clean_up_needed() -> bool:
-    """Whether Channels' ``aclose_old_connections()`` would change anything before a handler."""
+    """Whether Channels' ``aclose_old_connections()`` would change anything before a handler.
+    Like that clean-up, this is a check before the handler, not before each of its queries: the
+    handlers of other connections share the worker thread, and its connections, in between."""
     if not opened_connections:
         return False
     loop_thread = threading.get_ident()

@@ -118,6 +118,15 @@ async def test_client_alone_costs_no_task_or_thread_hop_per_message() -> None:
     assert (fast.thread_hops, stock.thread_hops) == (0, MESSAGES)
 
 
+@pytest.mark.parametrize(
+    ("version", "release"), [("4.3.2", (4, 3)), ("4.10.0", (4, 10)), ("5.0a1", (5, 0))]
+)
+def test_a_release_is_read_from_its_version(version: str, release: tuple[int, int]) -> None:
+    """The release a Channels version belongs to is its major and minor number, whatever
+    follows them."""
+    assert fastpath.release(version) == release
+
+
 async def test_another_channels_release_runs_on_channels_loop(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
