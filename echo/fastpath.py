@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
+STOCK_WEBSOCKET_RECEIVE = AsyncWebsocketConsumer.websocket_receive
 
 # The Channels release (major, minor) whose consumer loop this re-implements.
 CHANNELS_RELEASE = (4, 3)
@@ -73,11 +74,16 @@ opened_connections: weakref.WeakKeyDictionary[BaseDatabaseWrapper, int] = (
     weakref.WeakKeyDictionary()
 )
 opened_connections_lock = threading.Lock()
+# Until Django opens a first connection there is nothing to clean up, and a message pays for no
+# check at all.
+connection_opened = False
 
 
 def remember_connection(sender: type, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    global connection_opened
     with opened_connections_lock:
         opened_connections[connection] = threading.get_ident()
+    connection_opened = True
 
 
 connection_created.connect(remember_connection, dispatch_uid=__name__)
@@ -100,8 +106,6 @@ def clean_up_needed() -> bool:
     """Whether Channels' ``aclose_old_connections()`` would change anything before a handler.
     Like that clean-up, this is a check before the handler, not before each of its queries: the
     handlers of other connections share the worker thread, and its connections, in between."""
-    if not opened_connections:
-        return False
     loop_thread = threading.get_ident()
     with opened_connections_lock:
         opened = list(opened_connections.items())
@@ -188,16 +192,6 @@ class FastWebsocketConsumer(AsyncWebsocketConsumer):
     """An ``AsyncWebsocketConsumer`` that skips Channels' per-message overhead where nothing
     needs it."""
 
-    # Set per class: whether websocket_receive is Channels' own, which only unpacks a message
-    # for receive().
-    stock_websocket_receive = True
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.stock_websocket_receive = (
-            cls.websocket_receive is AsyncWebsocketConsumer.websocket_receive
-        )
-
     async def __call__(self, scope: Message, receive: Receive, send: Any) -> None:
         if not RELEASE_MATCHES:
             announce(self)
@@ -223,8 +217,13 @@ class FastWebsocketConsumer(AsyncWebsocketConsumer):
         if not RELEASE_MATCHES:
             await super().dispatch(message)
             return
-        if message["type"] == "websocket.receive" and self.stock_websocket_receive:
-            if clean_up_needed():
+        # Channels' websocket_receive() only unpacks a message for receive(); looked up for each
+        # message, as Channels does, so that one set on the class or the instance later is called.
+        if (
+            message.get("type") == "websocket.receive"
+            and getattr(self.websocket_receive, "__func__", None) is STOCK_WEBSOCKET_RECEIVE
+        ):
+            if connection_opened and clean_up_needed():
                 await aclose_old_connections()
             # What Channels' websocket_receive() does, one coroutine sooner.
             text = message.get("text")
@@ -236,7 +235,7 @@ class FastWebsocketConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        if clean_up_needed():
+        if connection_opened and clean_up_needed():
             await aclose_old_connections()
         await handler(message)
 

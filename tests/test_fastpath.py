@@ -90,6 +90,59 @@ async def test_send_refuses_no_payload_as_channels_does() -> None:
     assert errors[0] == errors[1]
 
 
+async def test_websocket_receive_set_later_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``websocket_receive`` put on the class after it was made (a test's patch, a decorator)
+    gets every message, as under Channels' own loop."""
+
+    async def shout(self: FastEcho, message: dict[str, Any]) -> None:
+        await self.send(text_data=message["text"].upper())
+
+    monkeypatch.setattr(FastEcho, "websocket_receive", shout, raising=False)
+    client = await open_connection(FastEcho)
+    await client.send_to(text_data="quiet")
+    assert await client.receive_from(timeout=bound(1)) == "QUIET"
+    await client.disconnect()
+
+
+class WrappingReceiver(FastWebsocketConsumer):
+    """Wraps its own ``websocket_receive`` for one connection, as per-connection middleware in a
+    consumer might."""
+
+    async def connect(self) -> None:
+        channels_websocket_receive = self.websocket_receive
+
+        async def announced(message: dict[str, Any]) -> None:
+            await self.send(text_data="announced")
+            await channels_websocket_receive(message)
+
+        self.websocket_receive = announced  # type: ignore[method-assign]
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send(text_data=text_data)
+
+
+async def test_websocket_receive_set_on_the_instance_is_called() -> None:
+    """A ``websocket_receive`` set on one consumer instance gets its messages."""
+    client = await open_connection(WrappingReceiver)
+    await client.send_to(text_data="hello")
+    assert await client.receive_from(timeout=bound(1)) == "announced"
+    assert await client.receive_from(timeout=bound(1)) == "hello"
+    await client.disconnect()
+
+
+async def test_a_message_without_a_type_fails_as_in_channels() -> None:
+    """A message with no ``type`` ends the consumer with Channels' own error."""
+    errors = []
+    for consumer in (FastEcho, StockEcho):
+        client = await open_connection(consumer)
+        await client.send_input({"text": "untyped"})
+        with pytest.raises(ValueError, match="no 'type' attribute") as error:
+            await client.receive_from(timeout=bound(1))
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+
+
 async def test_overridden_websocket_receive_is_called() -> None:
     """A subclass's ``websocket_receive`` gets every message, as under Channels' own loop."""
     client = await open_connection(ShoutingReceiver)
@@ -175,7 +228,9 @@ async def test_echo_takes_the_direct_path(
         calls += 1
         await stock_websocket_receive(self, message)
 
+    # Counting stands in for Channels' own, which the fast path recognises as its own.
     monkeypatch.setattr(AsyncWebsocketConsumer, "websocket_receive", counting)
+    monkeypatch.setattr(fastpath, "STOCK_WEBSOCKET_RECEIVE", counting)
     client = WebsocketCommunicator(application, "/echo", subprotocols=["echo"])
     assert (await client.connect(timeout=bound(1)))[0]
     for number in range(MESSAGES):

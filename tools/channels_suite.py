@@ -4,9 +4,9 @@ cannot tell the two apart.
 
 Channels' tests are not in its releases on PyPI, so this takes a checkout of the release
 ``echo/fastpath.py`` re-implements (``git clone --branch 4.3.2
-https://github.com/django/channels``) and runs, from it, the tests of its WebSocket consumers,
-its database clean-up and its test communicators, with the installed Channels (the one the
-project runs), twice:
+https://github.com/django/channels``), copies its tests out of it, and runs those of its
+WebSocket consumers, its database clean-up and its test communicators against the installed
+Channels (the one the project runs, which must be the checkout's release), twice:
 
 * as Channels' test settings have it: a SQLite database and ``InMemoryChannelLayer``;
 * with no default channel layer (the tests that need one configure their own).
@@ -19,8 +19,11 @@ consumer classes.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -45,37 +48,72 @@ def pytest_configure(config: pytest.Config) -> None:
     from channels.generic import websocket
     from django.conf import settings
 
-    from echo.fastpath import FastWebsocketConsumer
+    from echo import fastpath
 
-    class FastJsonWebsocketConsumer(FastWebsocketConsumer, websocket.AsyncJsonWebsocketConsumer):
+    if not fastpath.RELEASE_MATCHES:
+        raise pytest.UsageError(
+            "the fast consumer runs on Channels' own loop under this Channels release: "
+            "its tests would not exercise it"
+        )
+
+    class FastJsonWebsocketConsumer(
+        fastpath.FastWebsocketConsumer, websocket.AsyncJsonWebsocketConsumer
+    ):
         pass
 
-    websocket.AsyncWebsocketConsumer = FastWebsocketConsumer  # type: ignore[misc]
+    websocket.AsyncWebsocketConsumer = fastpath.FastWebsocketConsumer  # type: ignore[misc]
     websocket.AsyncJsonWebsocketConsumer = FastJsonWebsocketConsumer  # type: ignore[misc]
     if os.environ.get(WITHOUT_LAYER):
         settings.CHANNEL_LAYERS = {}
 
 
+def checkout_release(checkout: Path) -> str:
+    """The Channels version a checkout holds, or an explanation of why it is not one."""
+    init = checkout / "channels" / "__init__.py"
+    if not (checkout / "tests").is_dir() or not init.is_file():
+        sys.exit(f"{checkout} is not a checkout of Channels: no tests/ and channels/__init__.py")
+    found = re.search(r'^__version__ = "([^"]+)"', init.read_text(), re.MULTILINE)
+    if found is None:
+        sys.exit(f"{init} names no __version__")
+    return found.group(1)
+
+
 def run(checkout: Path) -> int:
     """Runs the tests both ways; the exit status is pytest's worst."""
+    import channels
+
+    release = checkout_release(checkout)
+    if release != channels.__version__:
+        sys.exit(
+            f"{checkout} is Channels {release}, the installed Channels is "
+            f"{channels.__version__}: check out the installed release"
+        )
     worst = 0
-    for without_layer in ("", "1"):
-        print(f"Channels' tests on FastWebsocketConsumer, default layer: {not without_layer}")
-        environment = os.environ | {
-            WITHOUT_LAYER: without_layer,
-            "PYTHONPATH": os.pathsep.join([str(checkout), str(PROJECT_DIR)]),
-        }
-        status = subprocess.run(  # noqa: S603  (this interpreter running pytest)
-            [
-                *(sys.executable, "-m", "pytest", "-p", "tools.channels_suite"),
-                *("-p", "no:cacheprovider", "-q", "-o", "addopts="),
-                *("-o", "asyncio_default_fixture_loop_scope=function", *TESTS),
-            ],
-            cwd=checkout,
-            env=environment,
-            check=False,
-        ).returncode
-        worst = max(worst, status)
+    with tempfile.TemporaryDirectory(prefix="channels-suite-") as copy:
+        # The tests alone: with the checkout on the path, its channels/ would be imported in
+        # place of the installed one.
+        shutil.copytree(checkout / "tests", Path(copy) / "tests")
+        for without_layer in ("", "1"):
+            print(
+                f"Channels {release}'s tests on FastWebsocketConsumer, default layer: "
+                f"{'none' if without_layer else 'InMemoryChannelLayer'}"
+            )
+            environment = os.environ | {
+                WITHOUT_LAYER: without_layer,
+                "PYTHONPATH": os.pathsep.join([copy, str(PROJECT_DIR)]),
+            }
+            status = subprocess.run(  # noqa: S603  (this interpreter running pytest)
+                [
+                    *(sys.executable, "-m", "pytest", "-p", "tools.channels_suite"),
+                    *("-p", "no:cacheprovider", "-q", "-o", "addopts="),
+                    *("-o", "asyncio_mode=auto"),
+                    *("-o", "asyncio_default_fixture_loop_scope=function", *TESTS),
+                ],
+                cwd=copy,
+                env=environment,
+                check=False,
+            ).returncode
+            worst = max(worst, status)
     return worst
 
 
