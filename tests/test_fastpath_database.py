@@ -162,11 +162,12 @@ async def test_a_connection_past_its_age_is_replaced(
 ) -> None:
     """A persistent connection is reused until ``CONN_MAX_AGE`` passes, then replaced before
     the next handler."""
-    with databases(sqlite(tmp_path, CONN_MAX_AGE=0.3)):
+    age = bound(0.5)  # long enough for two queries in a row, on a loaded machine too
+    with databases(sqlite(tmp_path, CONN_MAX_AGE=age)):
         client = await connect(consumer)
         first = int(await ask(client, "query"))
         assert int(await ask(client, "query")) == first
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(age + 0.1)
         assert int(await ask(client, "query")) == first + 1
         await disconnect(client)
 
