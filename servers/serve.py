@@ -17,6 +17,20 @@ from servers.commands import command
 SERVERS = ("daphne", "uvicorn")
 
 
+def listen_host() -> str:
+    return os.environ.get("ECHO_BIND", "").strip() or "0.0.0.0"  # noqa: S104  (a container's own network)
+
+
+def health_url() -> str:
+    """Where the image's health check asks for /healthz: the address the server listens on, or
+    loopback when that is every address, so that an ``ECHO_BIND`` of one address is healthy."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen_host(), listen_host())  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    port = os.environ.get("PORT", "").strip() or "8000"
+    return f"http://{host}:{port}/healthz"
+
+
 def main() -> None:
     kind = os.environ.get("ECHO_SERVER", "").strip() or "daphne"
     if kind not in SERVERS:
@@ -26,8 +40,7 @@ def main() -> None:
     port_text = os.environ.get("PORT", "").strip() or "8000"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         sys.exit(f"servers.serve: PORT={port_text!r} is invalid: it accepts 1 to 65535")
-    host = os.environ.get("ECHO_BIND", "").strip() or "0.0.0.0"  # noqa: S104  (a container's own network)
-    argv = command(kind, host=host, port=int(port_text))
+    argv = command(kind, host=listen_host(), port=int(port_text))
     os.execv(argv[0], argv)  # noqa: S606  (this interpreter, a command of servers.commands)
 
 

@@ -57,3 +57,23 @@ def test_invalid_choice_stops_in_one_line(name: str, value: str) -> None:
     assert result.returncode != 0
     assert result.stderr.startswith(f"servers.serve: {name}={value!r} is invalid")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        ("", "http://127.0.0.1:8000/healthz"),
+        ("0.0.0.0", "http://127.0.0.1:8000/healthz"),
+        ("::", "http://[::1]:8000/healthz"),
+        ("10.1.0.21", "http://10.1.0.21:8000/healthz"),
+        ("fd00::21", "http://[fd00::21]:8000/healthz"),
+    ],
+)
+def test_the_health_check_asks_where_the_server_listens(
+    monkeypatch: pytest.MonkeyPatch, bind: str, url: str
+) -> None:
+    """The image's health check asks the address ``ECHO_BIND`` names, or loopback when the
+    server listens on every address."""
+    monkeypatch.setenv("ECHO_BIND", bind)
+    monkeypatch.delenv("PORT", raising=False)
+    assert serve.health_url() == url
