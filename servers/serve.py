@@ -17,6 +17,14 @@ from servers.commands import command
 SERVERS = ("daphne", "uvicorn")
 
 
+# Where a client on the same host reaches a server that listens on every address.
+LOOPBACK_FOR = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+
+
+def listen_port() -> str:
+    return os.environ.get("PORT", "").strip() or "8000"
+
+
 def listen_host() -> str:
     return os.environ.get("ECHO_BIND", "").strip() or "0.0.0.0"  # noqa: S104  (a container's own network)
 
@@ -24,11 +32,11 @@ def listen_host() -> str:
 def health_url() -> str:
     """Where the image's health check asks for /healthz: the address the server listens on, or
     loopback when that is every address, so that an ``ECHO_BIND`` of one address is healthy."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen_host(), listen_host())  # noqa: S104
+    host = listen_host()
+    host = LOOPBACK_FOR.get(host, host)
     if ":" in host:
         host = f"[{host}]"
-    port = os.environ.get("PORT", "").strip() or "8000"
-    return f"http://{host}:{port}/healthz"
+    return f"http://{host}:{listen_port()}/healthz"
 
 
 def main() -> None:
@@ -37,7 +45,7 @@ def main() -> None:
         sys.exit(
             f"servers.serve: ECHO_SERVER={kind!r} is invalid: it accepts {' or '.join(SERVERS)}"
         )
-    port_text = os.environ.get("PORT", "").strip() or "8000"
+    port_text = listen_port()
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         sys.exit(f"servers.serve: PORT={port_text!r} is invalid: it accepts 1 to 65535")
     argv = command(kind, host=listen_host(), port=int(port_text))
