@@ -352,7 +352,10 @@ class EchoWebSocketProtocol(WebSocketProtocol):
             # (docs/upstream.md#daphne-frames-already-read).
             return
         super().onMessage(payload, isBinary)
-        self.update_reading()
+        # All a message can change is whether the application has fallen behind; the other
+        # reasons to pause are taken up where they change (docs/upstream.md#daphne-backpressure).
+        if self.reading_paused or self.application_queue.behind():
+            self.update_reading()
 
     def _fail_connection(self, code: int = 1001, reason: str = "going away") -> None:
         """autobahn's failing of the connection (1002, 1007, 1009), with the close frame held
@@ -522,7 +525,8 @@ class EchoWebSocketProtocol(WebSocketProtocol):
         self.update_reading()
 
     def handle_reply(self, message: dict[str, Any]) -> None:
-        self.update_reading()
+        # Reading resumes when the application takes its messages (ApplicationQueue.get), not
+        # when it replies (docs/upstream.md#daphne-resume-reading).
         kind = message.get("type")
         if kind == "websocket.send" and self.state != self.STATE_CONNECTING:
             self.send_application_message(message)
