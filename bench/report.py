@@ -39,7 +39,7 @@ def median(results: dict, target: str, workload: str, figure: str) -> float | No
 
 def paired_ratio(results: dict, a: str, b: str, workload: str, figure: str) -> float | None:
     """``a``'s figure over ``b``'s: the median of the ratios of runs taken together (the same
-    W1 round, or the same repetition). The machine's slower and faster minutes move both
+    round of W1 or W3, or the same repetition). The machine's slower and faster minutes move both
     runs of a pair alike, so they cancel here, where a ratio of medians keeps them."""
     tops, bottoms = figures(results, a, workload, figure), figures(results, b, workload, figure)
     if not tops or not bottoms:
@@ -255,8 +255,8 @@ def write_report(results: dict, out: Path) -> None:
         "",
         "## Targets",
         "",
-        "Each ratio is the median of the ratios between runs taken together: the same W1 round, "
-        "or the same repetition.",
+        "Each ratio is the median of the ratios between runs taken together: the same round "
+        "(W1, W3), or the same repetition.",
         "",
         "| target | measured | bound | met |",
         "|---|---|---|---|",
