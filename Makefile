@@ -82,7 +82,7 @@ $(BENCH_INSTALLED): $(INSTALLED) bench/requirements.lock
 	$(PIP_INSTALL) -r bench/requirements.lock
 	touch $@
 
-## The benchmark against the peers (about 38 minutes on 2 cores); results in bench/results/
+## The benchmark against the peers (about 40 minutes on 2 cores); results in bench/results/
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m bench.run
 

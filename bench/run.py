@@ -1,6 +1,6 @@
 """Run every workload against every target, interleaved, and write the report.
 
-    python -m bench.run            # the full run (about 33 minutes on 2 cores)
+    python -m bench.run            # the full run (about 40 minutes on 2 cores)
     python -m bench.run --quick    # a smoke run (about three minutes)
 
 W1 and W3 run first, in rounds: each round starts every target once and measures it, the order
